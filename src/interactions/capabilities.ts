@@ -1,0 +1,58 @@
+/**
+ * The CapabilityStatement, generated from what the server really routes and indexes: the
+ * router's interaction table, the R4 resource types and the registered search parameters.
+ */
+import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/r4.js';
+import { fhirVersion, resourceTypes } from '../fhir/definitions.js';
+import { searchParamsFor } from '../search/parameters.js';
+
+export interface SupportedInteractions {
+  type: string[];
+  system: string[];
+  typeOperations: { name: string; definition: string }[];
+}
+
+let cached: { key: string; statement: CapabilityStatement } | undefined;
+
+export function capabilityStatement(baseUrl: string, supported: SupportedInteractions, version: string): CapabilityStatement {
+  const key = `${baseUrl}|${version}`;
+  if (cached?.key === key) return cached.statement;
+  const resources: CapabilityStatementRestResource[] = resourceTypes().map((type) => ({
+    type: type as CapabilityStatementRestResource['type'],
+    profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    interaction: supported.type.map((code) => ({ code: code as 'read' })),
+    versioning: 'versioned-update',
+    readHistory: true,
+    updateCreate: true,
+    conditionalCreate: true,
+    conditionalRead: 'full-support',
+    conditionalUpdate: true,
+    conditionalDelete: 'single',
+    referencePolicy: ['literal', 'logical', 'local'],
+    searchParam: [...searchParamsFor(type).values()]
+      .filter((p) => p.type !== 'composite' && p.type !== 'special')
+      .map((p) => ({ name: p.code, definition: p.url, type: p.type as 'token' })),
+    operation: supported.typeOperations,
+  }));
+  const statement: CapabilityStatement = {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: new Date().toISOString(),
+    publisher: 'CareBridge',
+    kind: 'instance',
+    software: { name: 'CareBridge', version },
+    implementation: { description: 'CareBridge FHIR R4 server', url: baseUrl },
+    fhirVersion: fhirVersion() as '4.0.1',
+    format: ['application/fhir+json', 'json'],
+    patchFormat: ['application/json-patch+json', 'application/fhir+json'],
+    rest: [
+      {
+        mode: 'server',
+        resource: resources,
+        interaction: supported.system.map((code) => ({ code: code as 'transaction' })),
+      },
+    ],
+  };
+  cached = { key, statement };
+  return statement;
+}

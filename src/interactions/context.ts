@@ -1,0 +1,47 @@
+/**
+ * What every interaction receives: the tenant's store and the base URL links are written with.
+ * Interactions know nothing of express; the HTTP layer builds this from the request.
+ */
+import type { Resource } from 'fhir/r4.js';
+import type { SqlClient } from '../store/db.js';
+import type { ResourceStore, StoredVersion } from '../store/resource-store.js';
+
+export interface InteractionContext {
+  store: ResourceStore;
+  /** Base URL of the FHIR endpoint for this tenant, without a trailing slash. */
+  baseUrl: string;
+  /** Set inside a transaction Bundle: reads then see (and wait for) that transaction's writes. */
+  client?: SqlClient;
+}
+
+/** Where reads go: the enclosing transaction if any, else the pool. */
+export function readClient(ctx: InteractionContext): SqlClient {
+  return ctx.client ?? ctx.store.db;
+}
+
+/** The result of one interaction, before the HTTP layer (or a Bundle entry) renders it. */
+export interface InteractionResult {
+  status: number;
+  /** A resource object, or stored JSON text sent as is (no re-serialisation on reads). */
+  body?: Resource | string;
+  /** The version this result is about: gives ETag, Last-Modified and Location. */
+  version?: StoredVersion;
+  /** Set Location (creates) rather than Content-Location. */
+  created?: boolean;
+  headers?: Record<string, string>;
+}
+
+export function etag(versionId: number | string): string {
+  return `W/"${versionId}"`;
+}
+
+/** Parse an ETag / If-Match value ('W/"3"', '"3"' or '3') to a version number. */
+export function parseVersionTag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*(?:W\/)?"?(\d+)"?\s*$/.exec(value);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+export function versionUrl(baseUrl: string, v: Pick<StoredVersion, 'resourceType' | 'id' | 'versionId'>): string {
+  return `${baseUrl}/${v.resourceType}/${v.id}/_history/${v.versionId}`;
+}

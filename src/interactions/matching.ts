@@ -1,0 +1,42 @@
+/**
+ * Search conditions used by writes (If-None-Exist, conditional update/delete, conditional
+ * references in transactions). They go through the search engine itself, in strict mode: a
+ * parameter the engine would ignore must not silently widen what a write touches.
+ */
+import { buildSearchSql, parseSearch } from '../search/query.js';
+import type { SqlClient } from '../store/db.js';
+import type { StoredVersion } from '../store/resource-store.js';
+
+export function queryPairs(query: string): Array<[string, string]> {
+  return [...new URLSearchParams(query.startsWith('?') ? query.slice(1) : query)];
+}
+
+/** A canonical form of a condition: the same condition always gives the same lock. */
+export function normalizeQuery(query: string): string {
+  return queryPairs(query)
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+    .sort()
+    .join('&');
+}
+
+interface MatchRow {
+  id: string;
+  resource_type: string;
+  version_id: number;
+  last_updated: Date | string;
+  content: string;
+}
+
+export async function findMatches(client: SqlClient, schema: string, resourceType: string, query: string, limit: number): Promise<StoredVersion[]> {
+  const parsed = parseSearch(resourceType, queryPairs(query), { strict: true });
+  const { sql, params } = buildSearchSql(schema, parsed, { limit, offset: 0 });
+  const r = await client.query<MatchRow>(sql, params);
+  return r.rows.map((row) => ({
+    resourceType: row.resource_type,
+    id: row.id,
+    versionId: Number(row.version_id),
+    lastUpdated: new Date(row.last_updated).toISOString(),
+    deleted: false,
+    content: row.content,
+  }));
+}

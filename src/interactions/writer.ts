@@ -1,0 +1,158 @@
+/**
+ * The one write path. REST, transactions, batches, HL7v2, workflows and EHR imports all write
+ * through a Writer bound to one database transaction, so validation, versioning and indexing
+ * (and later audit and change events) happen here, once.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Resource } from 'fhir/r4.js';
+import { badRequest, FhirError, gone, notFound, preconditionFailed } from '../fhir/outcome.js';
+import { validateResource } from '../fhir/validator.js';
+import { extractIndexRows } from '../search/extract.js';
+import type { SqlClient } from '../store/db.js';
+import type { CurrentVersion, NewVersion, StoredVersion } from '../store/resource-store.js';
+import type { InteractionContext } from './context.js';
+import { findMatches, normalizeQuery } from './matching.js';
+import { fromStored, nextTimestamp, stamp } from './resource-json.js';
+
+export type WriteKind = 'created' | 'updated' | 'deleted' | 'unchanged' | 'existing';
+
+export interface WriteOutcome {
+  kind: WriteKind;
+  /** The version written, or the existing one (conditional create that matched, delete of nothing). */
+  version?: StoredVersion;
+  resource?: Resource;
+}
+
+export class Writer {
+  readonly now = new Date().toISOString();
+  /** The context with reads bound to this transaction. */
+  readonly ctx: InteractionContext;
+
+  constructor(
+    ctx: InteractionContext,
+    readonly tx: SqlClient,
+  ) {
+    this.ctx = { ...ctx, client: tx };
+  }
+
+  /** Validate a resource for writing; throws 400 with the issues. */
+  check(resource: unknown, expectedType: string): Resource {
+    const issues = validateResource(resource, expectedType);
+    if (issues.some((i) => i.severity === 'error' || i.severity === 'fatal')) throw new FhirError(400, issues);
+    return resource as Resource;
+  }
+
+  /** Build a first version with a server-assigned (or pre-assigned) id; nothing is written yet. */
+  prepareCreate(resource: Resource, id: string = randomUUID()): NewVersion & { resource: Resource } {
+    return this.version(resource, id, 1);
+  }
+
+  /** Write many first versions at once (batched SQL): the ingest path of transactions. */
+  async insertPrepared(versions: NewVersion[]): Promise<void> {
+    await this.ctx.store.insertNew(this.tx, versions);
+  }
+
+  async create(resource: Resource, options: { ifNoneExist?: string; id?: string } = {}): Promise<WriteOutcome> {
+    if (options.ifNoneExist !== undefined) {
+      const existing = await this.lockAndMatch(resource.resourceType, options.ifNoneExist, 'If-None-Exist');
+      if (existing.length > 1) throw preconditionFailed(`If-None-Exist '${options.ifNoneExist}' matches ${existing.length} resources`);
+      if (existing.length === 1) return { kind: 'existing', version: existing[0] };
+    }
+    const v = this.prepareCreate(resource, options.id);
+    await this.insertPrepared([v]);
+    return { kind: 'created', version: v, resource: v.resource };
+  }
+
+  async update(resource: Resource, id: string, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
+    const current = await this.ctx.store.current(this.tx, resource.resourceType, id, true);
+    checkIfMatch(current, options.ifMatch);
+    if (!current) {
+      const v = this.version(resource, id, 1);
+      await this.insertPrepared([v]);
+      return { kind: 'created', version: v, resource: v.resource };
+    }
+    const next = this.version(resource, id, current.versionId + 1, current.lastUpdated);
+    await this.ctx.store.replaceCurrent(this.tx, current, next);
+    return { kind: current.deleted ? 'created' : 'updated', version: next, resource: next.resource };
+  }
+
+  async conditionalUpdate(resource: Resource, query: string, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
+    const matches = await this.lockAndMatch(resource.resourceType, query, 'conditional update');
+    if (matches.length > 1) throw preconditionFailed(`The condition '${query}' matches ${matches.length} resources`);
+    const match = matches[0];
+    if (match) {
+      if (resource.id && resource.id !== match.id) {
+        throw badRequest(`The resource id '${resource.id}' does not match the resource the condition found (${match.id})`, [`${resource.resourceType}.id`]);
+      }
+      return this.update(resource, match.id, options);
+    }
+    if (options.ifMatch !== undefined) throw preconditionFailed(`If-Match given but the condition '${query}' matches nothing`);
+    if (resource.id) return this.update(resource, resource.id);
+    return this.create(resource);
+  }
+
+  async delete(resourceType: string, id: string, options: { ifMatch?: number } = {}): Promise<WriteOutcome> {
+    const current = await this.ctx.store.current(this.tx, resourceType, id, true);
+    checkIfMatch(current, options.ifMatch);
+    if (!current || current.deleted) return { kind: 'unchanged', version: current };
+    const next: NewVersion = {
+      resourceType,
+      id,
+      versionId: current.versionId + 1,
+      lastUpdated: nextTimestamp(this.now, current.lastUpdated),
+      deleted: true,
+      content: null,
+      indexRows: [],
+    };
+    await this.ctx.store.replaceCurrent(this.tx, current, next);
+    return { kind: 'deleted', version: next };
+  }
+
+  async conditionalDelete(resourceType: string, query: string): Promise<WriteOutcome> {
+    const matches = await this.lockAndMatch(resourceType, query, 'conditional delete');
+    if (matches.length > 1) throw preconditionFailed(`The condition '${query}' matches ${matches.length} resources; conditional delete removes one`);
+    if (!matches[0]) return { kind: 'unchanged' };
+    return this.delete(resourceType, matches[0].id);
+  }
+
+  /** Load the current version for a patch: 404/410 when there is nothing to patch. */
+  async currentForPatch(resourceType: string, id: string): Promise<CurrentVersion & { content: string }> {
+    const current = await this.ctx.store.current(this.tx, resourceType, id, true);
+    if (!current) throw notFound(`${resourceType}/${id} is not known`);
+    if (current.deleted || current.content === null) throw gone(`${resourceType}/${id} has been deleted`);
+    return current as CurrentVersion & { content: string };
+  }
+
+  /** Resolve a search condition to the matching resources, holding the condition's lock. */
+  async lockAndMatch(resourceType: string, query: string, what: string): Promise<StoredVersion[]> {
+    const normalized = normalizeQuery(query);
+    if (!normalized) throw badRequest(`The ${what} condition is empty`);
+    await this.ctx.store.lockCondition(this.tx, resourceType, normalized);
+    return findMatches(this.tx, this.ctx.store.schema, resourceType, query, 2);
+  }
+
+  private version(resource: Resource, id: string, versionId: number, previousUpdated?: string): NewVersion & { resource: Resource } {
+    const stamped = stamp(resource, id, versionId, nextTimestamp(this.now, previousUpdated));
+    return {
+      resourceType: stamped.resourceType,
+      id,
+      versionId,
+      lastUpdated: stamped.meta!.lastUpdated!,
+      deleted: false,
+      content: JSON.stringify(stamped),
+      indexRows: extractIndexRows(stamped),
+      resource: stamped,
+    };
+  }
+}
+
+function checkIfMatch(current: CurrentVersion | undefined, ifMatch: number | undefined): void {
+  if (ifMatch === undefined) return;
+  if (Number.isNaN(ifMatch)) throw badRequest('If-Match must be a version ETag such as W/"3"');
+  if (!current || current.deleted) throw preconditionFailed(`If-Match W/"${ifMatch}" given but the resource does not exist`);
+  if (current.versionId !== ifMatch) {
+    throw preconditionFailed(`Version conflict: If-Match W/"${ifMatch}" but the current version is ${current.versionId}`);
+  }
+}
+
+export { fromStored };

@@ -1,0 +1,295 @@
+/**
+ * A direct JSON walker for the simple FHIRPath expressions most search parameters use
+ * (`Patient.name`, `Observation.component.value.ofType(Quantity)`,
+ * `Patient.telecom.where(system='phone')`, `(X.value as Quantity)`). It returns the same values,
+ * with the same FHIR types, as fhirpath.js evaluating the expression against the R4 model, at a
+ * fraction of the cost; anything outside the subset below is left to fhirpath.js.
+ *
+ * Subset: Base ('.' step)*, where step is an element name, `ofType(T)`, or `where(e = 'literal')`
+ * with e a single primitive child; a parenthesised prefix, optionally `(path as T)`, may be followed
+ * by more steps. Every element on the way must be known to the R4 model.
+ */
+import r4 from 'fhirpath/fhir-context/r4';
+
+/** A value selected by a search parameter expression, with its FHIR type name when known. */
+export interface TypedValue {
+  value: unknown;
+  /** FHIR type ('HumanName', 'dateTime', 'string', ...); System.* types are mapped to FHIR primitive names. */
+  type: string | undefined;
+}
+
+type Step =
+  | { kind: 'child'; name: string }
+  | { kind: 'ofType'; type: string }
+  | { kind: 'whereEq'; field: string; literal: string };
+
+interface ChildSlot {
+  /** JSON property name (value[x] expanded, e.g. valueQuantity). */
+  prop: string;
+  type: string;
+  /** Model path used to look up the children of this value. */
+  path: string;
+}
+
+interface CompiledStep {
+  kind: Step['kind'];
+  /** child: slots by parent model path. */
+  slots?: Map<string, ChildSlot[]>;
+  type?: string;
+  field?: string;
+  literal?: string;
+}
+
+const SYSTEM_TYPES: Record<string, string> = {
+  'System.String': 'string',
+  'System.Boolean': 'boolean',
+  'System.Integer': 'integer',
+  'System.Decimal': 'decimal',
+  'System.Date': 'date',
+  'System.DateTime': 'dateTime',
+  'System.Time': 'time',
+  'System.Quantity': 'Quantity',
+};
+
+/** Map fhirpath.js type names (FHIR.x, System.X) onto FHIR type names. */
+export function normalizeTypeName(t: string | null | undefined): string | undefined {
+  if (!t) return undefined;
+  if (t.startsWith('FHIR.')) return t.slice(5);
+  return SYSTEM_TYPES[t] ?? t;
+}
+
+const PRIMITIVE_TYPES = new Set([
+  'boolean', 'integer', 'integer64', 'string', 'decimal', 'uri', 'url', 'canonical', 'base64Binary', 'instant', 'date',
+  'dateTime', 'time', 'code', 'oid', 'id', 'markdown', 'unsignedInt', 'positiveInt', 'uuid', 'xhtml',
+]);
+
+export function isPrimitiveType(t: string | undefined): boolean {
+  return t !== undefined && PRIMITIVE_TYPES.has(t);
+}
+
+/** True when `type` is `target` or derives from it in the R4 model (Age → Quantity). */
+export function isTypeOrSubtype(type: string | undefined, target: string): boolean {
+  let t = type;
+  for (let i = 0; t && i < 10; i++) {
+    if (t === target) return true;
+    t = r4.type2Parent[t];
+  }
+  return false;
+}
+
+const slotCache = new Map<string, ChildSlot[] | null>();
+
+function normalizeModelPath(p: string): string {
+  return r4.pathsDefinedElsewhere[p] ?? p;
+}
+
+/** The JSON properties (and their types) of element `name` under model path `parent`; null if unknown. */
+function childSlots(parent: string, name: string): ChildSlot[] | null {
+  const key = parent + '.' + name;
+  const cached = slotCache.get(key);
+  if (cached !== undefined) return cached;
+  const p = normalizeModelPath(key);
+  let slots: ChildSlot[] | null = null;
+  const choices = r4.choiceTypePaths[p];
+  if (choices) {
+    slots = choices.map((suffix) => {
+      const type =
+        normalizeTypeName(r4.path2Type[p + suffix]) ??
+        (PRIMITIVE_TYPES.has(suffix[0]!.toLowerCase() + suffix.slice(1)) ? suffix[0]!.toLowerCase() + suffix.slice(1) : suffix);
+      return { prop: name + suffix, type, path: type };
+    });
+  } else {
+    const t = normalizeTypeName(r4.path2Type[p]);
+    if (t !== undefined && t !== 'Resource' && t !== 'DomainResource') {
+      slots = [{ prop: name, type: t, path: t === 'BackboneElement' || t === 'Element' ? p : t }];
+    }
+  }
+  slotCache.set(key, slots);
+  return slots;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing the subset
+
+type Token = { t: 'id' | 'str' | 'punct'; v: string };
+
+function tokenize(expr: string): Token[] | undefined {
+  const out: Token[] = [];
+  let i = 0;
+  while (i < expr.length) {
+    const c = expr[i]!;
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
+      i++;
+    } else if (/[A-Za-z_]/.test(c)) {
+      let j = i + 1;
+      while (j < expr.length && /[A-Za-z0-9_]/.test(expr[j]!)) j++;
+      out.push({ t: 'id', v: expr.slice(i, j) });
+      i = j;
+    } else if (c === "'") {
+      const j = expr.indexOf("'", i + 1);
+      if (j < 0) return undefined;
+      const s = expr.slice(i + 1, j);
+      if (s.includes('\\')) return undefined;
+      out.push({ t: 'str', v: s });
+      i = j + 1;
+    } else if (c === '.' || c === '(' || c === ')' || c === '=') {
+      out.push({ t: 'punct', v: c });
+      i++;
+    } else {
+      return undefined;
+    }
+  }
+  return out;
+}
+
+/** Parse `expr` into steps relative to a resource of type `base`; undefined when outside the subset. */
+export function parseSimplePath(expr: string, base: string): Step[] | undefined {
+  const toks = tokenize(expr);
+  if (!toks) return undefined;
+  let pos = 0;
+  const peek = (k = 0) => toks[pos + k];
+  const isP = (tok: Token | undefined, v: string) => tok?.t === 'punct' && tok.v === v;
+  const fail = Symbol('fail');
+
+  function path(): Step[] {
+    let steps: Step[];
+    const tok = peek();
+    if (isP(tok, '(')) {
+      pos++;
+      steps = path();
+      if (peek()?.t === 'id' && peek()!.v === 'as') {
+        pos++;
+        const t = peek();
+        if (t?.t !== 'id') throw fail;
+        pos++;
+        steps.push({ kind: 'ofType', type: t.v });
+      }
+      if (!isP(peek(), ')')) throw fail;
+      pos++;
+    } else if (tok?.t === 'id' && tok.v === base) {
+      pos++;
+      steps = [];
+    } else {
+      throw fail;
+    }
+    while (isP(peek(), '.')) {
+      pos++;
+      const name = peek();
+      if (name?.t !== 'id') throw fail;
+      pos++;
+      if (!isP(peek(), '(')) {
+        steps.push({ kind: 'child', name: name.v });
+        continue;
+      }
+      pos++;
+      if (name.v === 'ofType') {
+        const t = peek();
+        if (t?.t !== 'id' || !isP(peek(1), ')')) throw fail;
+        pos += 2;
+        steps.push({ kind: 'ofType', type: t.v });
+      } else if (name.v === 'where') {
+        const f = peek();
+        const lit = peek(2);
+        if (f?.t !== 'id' || !isP(peek(1), '=') || lit?.t !== 'str' || !isP(peek(3), ')')) throw fail;
+        pos += 4;
+        steps.push({ kind: 'whereEq', field: f.v, literal: lit.v });
+      } else {
+        throw fail;
+      }
+    }
+    return steps;
+  }
+
+  try {
+    const steps = path();
+    return pos === toks.length ? steps : undefined;
+  } catch (e) {
+    if (e === fail) return undefined;
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiling against the model and walking
+
+export type SimplePathEvaluator = (resource: unknown) => TypedValue[];
+
+/** Compile `expr` for resources of type `base`, or undefined when it must be left to fhirpath.js. */
+export function compileSimplePath(expr: string, base: string): SimplePathEvaluator | undefined {
+  const steps = parseSimplePath(expr, base);
+  if (!steps || steps.length === 0) return undefined;
+  // Statically follow every model path reachable at each step.
+  let paths: Array<{ path: string; type: string }> = [{ path: base, type: base }];
+  const compiled: CompiledStep[] = [];
+  for (const step of steps) {
+    if (step.kind === 'child') {
+      const slots = new Map<string, ChildSlot[]>();
+      const next: Array<{ path: string; type: string }> = [];
+      for (const p of paths) {
+        if (slots.has(p.path)) continue;
+        if (isPrimitiveType(p.type)) return undefined; // children of primitives (id, extension): leave to fhirpath
+        const s = childSlots(p.path, step.name);
+        if (!s) return undefined;
+        slots.set(p.path, s);
+        for (const slot of s) next.push({ path: slot.path, type: slot.type });
+      }
+      paths = next;
+      compiled.push({ kind: 'child', slots });
+    } else if (step.kind === 'ofType') {
+      paths = paths.filter((p) => isTypeOrSubtype(p.type, step.type));
+      compiled.push({ kind: 'ofType', type: step.type });
+    } else {
+      for (const p of paths) {
+        const s = childSlots(p.path, step.field);
+        if (!s || s.length !== 1 || r4.path2Repeating[normalizeModelPath(p.path + '.' + step.field)]) return undefined;
+        const t = s[0]!.type;
+        if (!['code', 'string', 'uri', 'id'].includes(t)) return undefined;
+      }
+      compiled.push({ kind: 'whereEq', field: step.field, literal: step.literal });
+    }
+  }
+  return (resource: unknown) => walk(compiled, resource, base);
+}
+
+interface Item {
+  value: unknown;
+  type: string;
+  path: string;
+}
+
+function walk(steps: CompiledStep[], resource: unknown, base: string): TypedValue[] {
+  let items: Item[] = [{ value: resource, type: base, path: base }];
+  for (const step of steps) {
+    if (items.length === 0) return [];
+    if (step.kind === 'child') {
+      const next: Item[] = [];
+      for (const item of items) {
+        const slots = step.slots!.get(item.path);
+        if (!slots) continue;
+        const obj = item.value as Record<string, unknown>;
+        if (obj === null || typeof obj !== 'object') continue;
+        for (const slot of slots) {
+          const v = obj[slot.prop];
+          if (v === undefined || v === null) continue;
+          if (Array.isArray(v)) {
+            for (const e of v) if (e !== null && e !== undefined) next.push({ value: e, type: slot.type, path: slot.path });
+          } else {
+            next.push({ value: v, type: slot.type, path: slot.path });
+          }
+        }
+      }
+      items = next;
+    } else if (step.kind === 'ofType') {
+      items = items.filter((i) => isTypeOrSubtype(i.type, step.type!));
+    } else {
+      items = items.filter((i) => {
+        let v = (i.value as Record<string, unknown>)[step.field!];
+        if (Array.isArray(v)) v = v.length === 1 ? v[0] : undefined;
+        return v === step.literal;
+      });
+    }
+  }
+  const out: TypedValue[] = new Array(items.length);
+  for (let i = 0; i < items.length; i++) out[i] = { value: items[i]!.value, type: items[i]!.type };
+  return out;
+}

@@ -1,0 +1,385 @@
+/**
+ * Parsing of search parameters (search.html) into a ParsedSearch: see query.ts for the matching
+ * rules. Malformed values are a 400 naming the parameter; unknown parameters are a 400 in strict
+ * mode and listed in `unknown` otherwise; recognised but unsupported ones are listed in
+ * `unsupported`.
+ */
+import { badRequest } from '../fhir/outcome.js';
+import { TABLE_FOR_TYPE } from './extract.js';
+import { isResourceType, searchParamsFor, type SearchParamDef } from './parameters.js';
+import {
+  MAX_COUNT,
+  type Condition,
+  type ParsedSearch,
+  type Prefix,
+  type SearchFilter,
+  type SearchOptions,
+  type SortKey,
+} from './query-types.js';
+import { decimalRange, MAX_DATE, MIN_DATE, normalizeString, normForIndex, parseDate } from './values.js';
+
+/** Result / control parameters: recognised, never "unknown". */
+const RESULT_PARAMS = new Set([
+  '_count', '_offset', '_sort', '_total', '_summary', '_elements', '_include', '_revinclude', '_format', '_pretty', '_cursor',
+  '_contained', '_containedType',
+]);
+/** Recognised parameters whose processing is not implemented yet. */
+const UNSUPPORTED_PARAMS = new Set(['_include', '_revinclude', '_contained', '_containedType', '_has', '_text', '_content', '_list', '_query', '_filter', '_type']);
+
+/** Modifiers supported now, by parameter type (a reference also takes any resource type as modifier). */
+const MODIFIERS: Record<string, ReadonlySet<string>> = {
+  token: new Set(['missing', 'not', 'text']),
+  string: new Set(['missing', 'exact', 'contains']),
+  reference: new Set(['missing', 'identifier']),
+  date: new Set(['missing']),
+  number: new Set(['missing']),
+  quantity: new Set(['missing']),
+  uri: new Set(['missing', 'below', 'above']),
+};
+/** Modifiers of the spec this engine does not implement yet: a clear 400 rather than silently wrong results. */
+const LATER_MODIFIERS = new Set(['above', 'below', 'in', 'not-in', 'of-type', 'iterate', 'code-text', 'text-advanced']);
+
+const PREFIXES = new Set<Prefix>(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap']);
+const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
+
+// ---------------------------------------------------------------------------------------------
+// Escapes: '\,' '\|' '\$' '\\' (search.html#escaping)
+
+/** Split on unescaped `sep`, keeping escapes for the next level. */
+function splitEscaped(s: string, sep: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '\\' && i + 1 < s.length) {
+      cur += c + s[i + 1];
+      i++;
+    } else if (c === sep) {
+      out.push(cur);
+      cur = '';
+    } else {
+      cur += c;
+    }
+  }
+  out.push(cur);
+  return out;
+}
+
+function unescape(s: string): string {
+  return s.includes('\\') ? s.replace(/\\([\\,|$])/g, '$1') : s;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class Parser {
+  readonly parsed: ParsedSearch;
+  private readonly params: ReadonlyMap<string, SearchParamDef>;
+
+  constructor(
+    resourceType: string,
+    private readonly options: SearchOptions,
+  ) {
+    this.params = searchParamsFor(resourceType);
+    this.parsed = { resourceType, filters: [], sort: [], include: [], revinclude: [], unknown: [], unsupported: [] };
+  }
+
+  private unknown(code: string, key: string): void {
+    if (this.options.strict) {
+      throw badRequest(`Unknown search parameter '${key}' for ${this.parsed.resourceType}`, [code]);
+    }
+    if (!this.parsed.unknown.includes(code)) this.parsed.unknown.push(code);
+  }
+
+  private unsupported(name: string): void {
+    if (!this.parsed.unsupported.includes(name)) this.parsed.unsupported.push(name);
+  }
+
+  add(key: string, value: string): void {
+    const colon = key.indexOf(':');
+    const code = colon < 0 ? key : key.slice(0, colon);
+    const modifier = colon < 0 ? undefined : key.slice(colon + 1);
+
+    if (RESULT_PARAMS.has(code)) return this.resultParam(code, key, value);
+    if (code === '_has' || key.startsWith('_has:')) return this.unsupported('_has');
+
+    const dot = code.indexOf('.');
+    if (dot >= 0 || (modifier !== undefined && modifier.includes('.'))) {
+      // chained parameter (subject.name, subject:Patient.name)
+      const head = dot >= 0 ? code.slice(0, dot) : code;
+      const def = this.params.get(head);
+      if (def?.type === 'reference') return this.unsupported(key);
+      return this.unknown(head, key);
+    }
+
+    const def = this.params.get(code);
+    if (!def) {
+      if (UNSUPPORTED_PARAMS.has(code)) return this.unsupported(code);
+      return this.unknown(code, key);
+    }
+    if (def.type === 'composite' || def.type === 'special' || (!def.expression && code !== '_id')) return this.unsupported(code);
+    if (UNSUPPORTED_PARAMS.has(code)) return this.unsupported(code);
+
+    const filter = this.filter(def, code, key, modifier, value);
+    if (filter && filter.anyOf.length > 0) this.parsed.filters.push(filter);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Result parameters
+
+  private resultParam(code: string, key: string, value: string): void {
+    const p = this.parsed;
+    switch (code) {
+      case '_count': {
+        if (!/^\d+$/.test(value)) throw badRequest(`_count must be a non-negative integer, got '${value}'`, ['_count']);
+        p.count = Math.min(Number(value), MAX_COUNT);
+        return;
+      }
+      case '_offset': {
+        if (!/^\d+$/.test(value)) throw badRequest(`_offset must be a non-negative integer, got '${value}'`, ['_offset']);
+        p.offset = Number(value);
+        return;
+      }
+      case '_sort':
+        return this.sort(value);
+      case '_total':
+        if (value !== 'none' && value !== 'estimate' && value !== 'accurate') {
+          throw badRequest(`_total must be none, estimate or accurate, got '${value}'`, ['_total']);
+        }
+        p.total = value;
+        return;
+      case '_summary':
+        if (!['true', 'text', 'data', 'count', 'false'].includes(value)) {
+          throw badRequest(`_summary must be true, text, data, count or false, got '${value}'`, ['_summary']);
+        }
+        p.summary = value as ParsedSearch['summary'];
+        return;
+      case '_elements':
+        p.elements = value.split(',').map((e) => e.trim()).filter(Boolean);
+        return;
+      case '_cursor':
+        p.cursor = value;
+        return;
+      case '_include':
+        p.include.push(value);
+        return this.unsupported(key);
+      case '_revinclude':
+        p.revinclude.push(value);
+        return this.unsupported(key);
+      case '_contained':
+      case '_containedType':
+        return this.unsupported(code);
+      default:
+        return; // _format, _pretty: for the HTTP layer
+    }
+  }
+
+  private sort(value: string): void {
+    const keys: SortKey[] = [];
+    for (let item of value.split(',')) {
+      item = item.trim();
+      if (!item) continue;
+      const descending = item.startsWith('-');
+      const code = descending ? item.slice(1) : item;
+      if (code === '_id' || code === '_lastUpdated') {
+        keys.push({ code, descending, source: { column: code === '_id' ? 'id' : 'last_updated' } });
+        continue;
+      }
+      const def = this.params.get(code);
+      const table = def ? TABLE_FOR_TYPE[def.type] : undefined;
+      if (!def || !table || !def.expression) {
+        if (def || this.options.strict) throw badRequest(`Cannot sort on '${code}': not a sortable search parameter of ${this.parsed.resourceType}`, ['_sort']);
+        this.unknown(code, `_sort=${code}`);
+        continue;
+      }
+      keys.push({ code, descending, source: { table, indexParam: code, type: def.type } });
+    }
+    this.parsed.sort = keys;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Filters
+
+  private filter(def: SearchParamDef, code: string, key: string, modifier: string | undefined, value: string): SearchFilter | undefined {
+    const bad = (msg: string) => badRequest(`Invalid value for search parameter '${key}': ${msg}`, [code]);
+    const rawValues = splitEscaped(value, ',').filter((v) => v.length > 0);
+    if (rawValues.length === 0) return undefined; // an empty parameter is ignored
+
+    if (code === '_id') {
+      if (modifier !== undefined && modifier !== 'not') throw this.badModifier(code, key, modifier);
+      return {
+        code,
+        type: 'token',
+        modifier,
+        source: { column: 'id' },
+        negate: modifier === 'not',
+        anyOf: rawValues.map((v) => ({ kind: 'id', id: unescape(v) })),
+      };
+    }
+    if (code === '_lastUpdated') {
+      if (modifier !== undefined) throw this.badModifier(code, key, modifier);
+      return { code, type: 'date', source: { column: 'last_updated' }, negate: false, anyOf: rawValues.map((v) => this.dateCondition(v, bad)) };
+    }
+
+    const table = TABLE_FOR_TYPE[def.type]!;
+    let indexParam = code;
+    let negate = false;
+    let typeModifier: string | undefined;
+    if (modifier !== undefined) {
+      const allowed = MODIFIERS[def.type];
+      if (def.type === 'reference' && isResourceType(modifier)) {
+        if (def.targets && !def.targets.includes(modifier)) {
+          throw badRequest(`'${modifier}' is not a target type of search parameter '${code}' (${def.targets.join(', ')})`, [code]);
+        }
+        typeModifier = modifier;
+      } else if (!allowed?.has(modifier)) {
+        throw this.badModifier(code, key, modifier);
+      }
+    }
+
+    if (modifier === 'missing') {
+      const anyOf = rawValues.map((v): Condition => {
+        if (v !== 'true' && v !== 'false') throw bad(`:missing takes true or false, got '${v}'`);
+        return { kind: 'missing', missing: v === 'true' };
+      });
+      return { code, type: def.type, modifier, source: { table, indexParam }, negate: false, anyOf };
+    }
+
+    let anyOf: Condition[];
+    let filterTable = table;
+    switch (def.type) {
+      case 'token':
+        negate = modifier === 'not';
+        anyOf = rawValues.map((v) => (modifier === 'text' ? { kind: 'text', text: unescape(v) } : this.tokenCondition(v, bad)));
+        break;
+      case 'string':
+        anyOf = rawValues.map((v): Condition => {
+          const exact = unescape(v);
+          const mode = modifier === 'exact' ? 'exact' : modifier === 'contains' ? 'contains' : 'start';
+          return { kind: 'string', mode, exact, norm: mode === 'exact' ? normForIndex(exact) : normalizeString(exact) };
+        });
+        break;
+      case 'reference':
+        if (modifier === 'identifier') {
+          filterTable = 'sp_token';
+          indexParam = `${code}:identifier`;
+          anyOf = rawValues.map((v) => this.tokenCondition(v, bad));
+        } else {
+          anyOf = rawValues.map((v) => this.referenceCondition(unescape(v), typeModifier, bad));
+        }
+        break;
+      case 'date':
+        anyOf = rawValues.map((v) => this.dateCondition(v, bad));
+        break;
+      case 'number':
+        anyOf = rawValues.map((v) => this.numberCondition(unescape(v), bad));
+        break;
+      case 'quantity':
+        anyOf = rawValues.map((v) => this.quantityCondition(v, bad));
+        break;
+      case 'uri':
+        anyOf = rawValues.map((v): Condition => {
+          let u = unescape(v);
+          const mode = modifier === 'below' ? 'below' : modifier === 'above' ? 'above' : 'exact';
+          if (mode !== 'exact' && u.length > 1 && u.endsWith('/')) u = u.slice(0, -1);
+          return { kind: 'uri', mode, value: u };
+        });
+        break;
+      default:
+        return undefined;
+    }
+    return { code, type: def.type, modifier, source: { table: filterTable, indexParam }, negate, anyOf };
+  }
+
+  private badModifier(code: string, key: string, modifier: string) {
+    const later = LATER_MODIFIERS.has(modifier) ? ' is not supported yet' : ' is not a valid modifier';
+    return badRequest(`Search parameter '${key}': modifier ':${modifier}'${later} for this parameter`, [code]);
+  }
+
+  private tokenCondition(v: string, bad: (m: string) => Error): Condition {
+    const parts = splitEscaped(v, '|');
+    if (parts.length === 1) return { kind: 'token', code: unescape(parts[0]!) };
+    if (parts.length > 2) throw bad(`a token is [system]|[code], got '${v}'`);
+    const system = unescape(parts[0]!);
+    const code = unescape(parts[1]!);
+    if (!system && !code) throw bad(`'|' needs a system or a code`);
+    return { kind: 'token', system: system || null, code: code || undefined };
+  }
+
+  private referenceCondition(v: string, typeModifier: string | undefined, bad: (m: string) => Error): Condition {
+    if (typeModifier) {
+      const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
+      if (m && m[1] === typeModifier) return { kind: 'reference', type: typeModifier, id: m[2] };
+      if (!ID_RE.test(v)) throw bad(`'${v}' is not a resource id`);
+      return { kind: 'reference', type: typeModifier, id: v };
+    }
+    if (/^[a-z][a-z0-9+.-]*:/.test(v)) {
+      const abs = /^(.*\/[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})\/_history\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
+      if (abs) return { kind: 'reference', url: abs[1], version: abs[2] };
+      const bar = v.lastIndexOf('|');
+      if (bar > 0) return { kind: 'reference', url: v.slice(0, bar), ...(bar < v.length - 1 ? { version: v.slice(bar + 1) } : {}) };
+      return { kind: 'reference', url: v };
+    }
+    const rel = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/([A-Za-z0-9\-.]{1,64}))?$/.exec(v);
+    if (rel) return { kind: 'reference', type: rel[1], id: rel[2], ...(rel[3] ? { version: rel[3] } : {}) };
+    if (ID_RE.test(v)) return { kind: 'reference', id: v };
+    throw bad(`'${v}' is not a reference (Type/id, id or absolute URL)`);
+  }
+
+  private prefixed(v: string): [Prefix, string] {
+    const p = v.slice(0, 2);
+    if (/^[a-z]{2}/.test(p)) return [p as Prefix, v.slice(2)];
+    return ['eq', v];
+  }
+
+  private checkPrefix(prefix: string, v: string, bad: (m: string) => Error): asserts prefix is Prefix {
+    if (!PREFIXES.has(prefix as Prefix)) throw bad(`unknown prefix '${prefix}' in '${v}'`);
+  }
+
+  private dateCondition(raw: string, bad: (m: string) => Error): Condition {
+    const v = unescape(raw);
+    const [prefix, text] = this.prefixed(v);
+    this.checkPrefix(prefix, v, bad);
+    const d = parseDate(text);
+    if (!d) throw bad(`'${text}' is not a date (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][Z|±hh:mm])`);
+    if (prefix !== 'ap') return { kind: 'date', prefix, lo: d.lo, hi: d.hi };
+    // ap: widen by 10% of the distance between now and the searched date.
+    const now = (this.options.now ?? new Date()).getTime();
+    const gap = Math.abs(now - d.loMs) * 0.1;
+    const lo = d.loMs - gap;
+    const hi = d.hiMs + gap;
+    return {
+      kind: 'date',
+      prefix,
+      lo: lo <= Date.parse(MIN_DATE) ? MIN_DATE : new Date(Math.floor(lo)).toISOString(),
+      hi: hi >= Date.parse(MAX_DATE) ? MAX_DATE : new Date(Math.ceil(hi)).toISOString(),
+    };
+  }
+
+  private numberCondition(v: string, bad: (m: string) => Error): Condition & { kind: 'number' } {
+    const [prefix, text] = this.prefixed(v);
+    this.checkPrefix(prefix, v, bad);
+    const r = decimalRange(text);
+    if (!r) throw bad(`'${text}' is not a number`);
+    return { kind: 'number', prefix, value: r.value, lo: r.lo, hi: r.hi };
+  }
+
+  private quantityCondition(raw: string, bad: (m: string) => Error): Condition {
+    const parts = splitEscaped(raw, '|');
+    if (parts.length !== 1 && parts.length !== 3) throw bad(`a quantity is [prefix]number[|system|code], got '${unescape(raw)}'`);
+    const n = this.numberCondition(unescape(parts[0]!), bad);
+    if (parts.length === 3) {
+      const system = unescape(parts[1]!);
+      const code = unescape(parts[2]!);
+      if (system) n.system = system;
+      if (code) n.code = code;
+    }
+    return n;
+  }
+}
+
+/** Parse a search on `resourceType` from its query parameters, in order. */
+export function parseSearch(resourceType: string, params: Array<[string, string]>, options: SearchOptions): ParsedSearch {
+  const parser = new Parser(resourceType, options);
+  for (const [key, value] of params) parser.add(key, value);
+  return parser.parsed;
+}

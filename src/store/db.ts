@@ -1,0 +1,30 @@
+/**
+ * The narrow SQL interface the store is written against. Two engines implement it with one
+ * dialect: a PostgreSQL server through pg (DATABASE_URL) and PGlite, PostgreSQL compiled to
+ * WebAssembly and run in-process (the embedded default).
+ */
+export interface QueryResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+export interface SqlClient {
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
+}
+
+export interface Database extends SqlClient {
+  readonly engine: 'postgres' | 'pglite';
+  /** Run fn in one database transaction (READ COMMITTED); retried on deadlock/serialization failure. */
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
+  /** Run several statements at once (migrations). */
+  exec(sql: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** SQLSTATEs after which the whole transaction may simply be tried again. */
+export const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
+export const MAX_TRANSACTION_ATTEMPTS = 5;
+
+export function sqlState(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : undefined;
+}

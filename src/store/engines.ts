@@ -1,0 +1,134 @@
+/**
+ * The two engines behind the Database interface: a PostgreSQL server through a pg Pool, and
+ * PGlite (the same PostgreSQL, in-process) persisted under a data directory that we lock so a
+ * second process fails clearly instead of corrupting it.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { PGlite } from '@electric-sql/pglite';
+import type { Database, QueryResult, SqlClient } from './db.js';
+import { MAX_TRANSACTION_ATTEMPTS, RETRYABLE_SQLSTATES, sqlState } from './db.js';
+import { acquireDirectoryLock, type DirectoryLock } from './dir-lock.js';
+
+/** Retry fn while it fails with a transient SQLSTATE (deadlock, serialization failure). */
+async function withRetries<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (attempt >= MAX_TRANSACTION_ATTEMPTS || !RETRYABLE_SQLSTATES.has(sqlState(error) ?? '')) throw error;
+      await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+    }
+  }
+}
+
+export class PostgresDatabase implements Database {
+  readonly engine = 'postgres' as const;
+  private readonly pool: pg.Pool;
+
+  constructor(connectionString: string, poolSize = 10) {
+    this.pool = new pg.Pool({ connectionString, max: poolSize });
+    // An idle client's error (server restart) must not crash the process; the pool drops it.
+    this.pool.on('error', () => undefined);
+  }
+
+  async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
+    const r = await this.pool.query(sql, params as unknown[]);
+    return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+    return withRetries(async () => {
+      const client = await this.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const tx: SqlClient = {
+          query: async <R>(sql: string, params?: unknown[]) => {
+            const r = await client.query(sql, params as unknown[]);
+            return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+          },
+        };
+        const result = await fn(tx);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+export class PgliteDatabase implements Database {
+  readonly engine = 'pglite' as const;
+
+  private constructor(
+    private readonly db: PGlite,
+    private readonly lock: DirectoryLock | undefined,
+  ) {}
+
+  /** dataDir undefined → a purely in-memory database (tests). */
+  static async open(dataDir?: string): Promise<PgliteDatabase> {
+    let lock: DirectoryLock | undefined;
+    if (dataDir) {
+      mkdirSync(dataDir, { recursive: true });
+      lock = acquireDirectoryLock(dataDir);
+    }
+    try {
+      const db = dataDir ? new PGlite(join(dataDir, 'pgdata')) : new PGlite();
+      await db.waitReady;
+      return new PgliteDatabase(db, lock);
+    } catch (error) {
+      lock?.release();
+      throw error;
+    }
+  }
+
+  async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
+    const r = await this.db.query<T>(sql, params as unknown[]);
+    return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.db.exec(sql);
+  }
+
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+    // PGlite has one connection; its transaction() queues other queries until this one ends.
+    return withRetries(() =>
+      this.db.transaction(async (t) => {
+        const tx: SqlClient = {
+          query: async <R>(sql: string, params?: unknown[]) => {
+            const r = await t.query<R>(sql, params as unknown[]);
+            return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+          },
+        };
+        return fn(tx);
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.db.close();
+    } finally {
+      this.lock?.release();
+    }
+  }
+}
+
+export async function openDatabase(options: { databaseUrl?: string; dataDir?: string; poolSize?: number }): Promise<Database> {
+  if (options.databaseUrl) return new PostgresDatabase(options.databaseUrl, options.poolSize);
+  return PgliteDatabase.open(options.dataDir);
+}

@@ -1,0 +1,250 @@
+/**
+ * Versioned resource rows of one tenant (one PostgreSQL schema). Knows nothing of HTTP or FHIR
+ * semantics beyond versions: the interaction layer decides what to write, this writes it.
+ */
+import type { Database, SqlClient } from './db.js';
+import { INDEX_COLUMNS, INDEX_COLUMN_TYPES, INDEX_TABLES, migrations, quoteIdent, type IndexTable } from './schema.js';
+
+export interface StoredVersion {
+  resourceType: string;
+  id: string;
+  versionId: number;
+  lastUpdated: string;
+  deleted: boolean;
+  /** The resource's JSON text exactly as stored (null for a deletion). */
+  content: string | null;
+}
+
+export interface CurrentVersion extends StoredVersion {
+  rid: string;
+}
+
+export interface IndexRow {
+  table: IndexTable;
+  param: string;
+  values: (string | number | null)[];
+}
+
+export interface NewVersion extends StoredVersion {
+  indexRows: IndexRow[];
+}
+
+export interface HistoryQuery {
+  resourceType?: string;
+  id?: string;
+  since?: string;
+  /** Versions current at some point in [atLow, atHigh]. */
+  at?: { low: string; high: string };
+  count: number;
+  /** Keyset position: return versions strictly older than this one. */
+  after?: HistoryCursor;
+}
+
+export interface HistoryCursor {
+  lastUpdated: string;
+  resourceType: string;
+  id: string;
+  versionId: number;
+}
+
+const VERSION_COLUMNS = 'resource_type, id, version_id, last_updated, deleted, content';
+
+interface VersionRow {
+  rid?: string | number;
+  resource_type: string;
+  id: string;
+  version_id: number;
+  last_updated: Date | string;
+  deleted: boolean;
+  content: string | null;
+}
+
+function toVersion(row: VersionRow): StoredVersion {
+  return {
+    resourceType: row.resource_type,
+    id: row.id,
+    versionId: Number(row.version_id),
+    lastUpdated: row.last_updated instanceof Date ? row.last_updated.toISOString() : new Date(row.last_updated).toISOString(),
+    deleted: row.deleted,
+    content: row.content,
+  };
+}
+
+export class ResourceStore {
+  private readonly s: string;
+
+  constructor(
+    readonly db: Database,
+    readonly schema: string,
+  ) {
+    this.s = quoteIdent(schema);
+  }
+
+  /** Create the schema and apply pending migrations; safe to run concurrently from several processes. */
+  async migrate(): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`carebridge:migrate:${this.schema}`]);
+      await tx.query(`CREATE SCHEMA IF NOT EXISTS ${this.s}`);
+      await tx.query(`CREATE TABLE IF NOT EXISTS ${this.s}.schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+      const done = await tx.query<{ version: number }>(`SELECT version FROM ${this.s}.schema_migrations`);
+      const applied = new Set(done.rows.map((r) => Number(r.version)));
+      const steps = migrations(this.schema);
+      for (let i = 0; i < steps.length; i++) {
+        if (applied.has(i + 1)) continue;
+        for (const statement of splitStatements(steps[i]!)) await tx.query(statement);
+        await tx.query(`INSERT INTO ${this.s}.schema_migrations (version) VALUES ($1)`, [i + 1]);
+      }
+    });
+  }
+
+  async current(client: SqlClient, resourceType: string, id: string, forUpdate = false): Promise<CurrentVersion | undefined> {
+    const r = await client.query<VersionRow>(
+      `SELECT rid, ${VERSION_COLUMNS} FROM ${this.s}.resource WHERE resource_type = $1 AND id = $2${forUpdate ? ' FOR UPDATE' : ''}`,
+      [resourceType, id],
+    );
+    const row = r.rows[0];
+    return row ? { ...toVersion(row), rid: String(row.rid) } : undefined;
+  }
+
+  async version(client: SqlClient, resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
+    const r = await client.query<VersionRow>(
+      `SELECT ${VERSION_COLUMNS} FROM ${this.s}.resource WHERE resource_type = $1 AND id = $2 AND version_id = $3
+       UNION ALL
+       SELECT ${VERSION_COLUMNS} FROM ${this.s}.resource_history WHERE resource_type = $1 AND id = $2 AND version_id = $3`,
+      [resourceType, id, versionId],
+    );
+    return r.rows[0] ? toVersion(r.rows[0]) : undefined;
+  }
+
+  /** Current, non-deleted resources by rid, in the order given. */
+  async byRids(client: SqlClient, rids: string[]): Promise<CurrentVersion[]> {
+    if (rids.length === 0) return [];
+    const r = await client.query<VersionRow>(
+      `SELECT rid, ${VERSION_COLUMNS} FROM ${this.s}.resource WHERE rid = ANY($1::bigint[])`,
+      [rids],
+    );
+    const byRid = new Map(r.rows.map((row) => [String(row.rid), { ...toVersion(row), rid: String(row.rid) }]));
+    return rids.map((rid) => byRid.get(rid)).filter((v): v is CurrentVersion => v !== undefined);
+  }
+
+  /** Insert first versions of new resources: one statement for the rows, one per index table. */
+  async insertNew(tx: SqlClient, versions: NewVersion[]): Promise<void> {
+    if (versions.length === 0) return;
+    const r = await tx.query<{ rid: string | number; resource_type: string; id: string }>(
+      `INSERT INTO ${this.s}.resource (${VERSION_COLUMNS})
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[], $5::bool[], $6::text[])
+       RETURNING rid, resource_type, id`,
+      [
+        versions.map((v) => v.resourceType),
+        versions.map((v) => v.id),
+        versions.map((v) => v.versionId),
+        versions.map((v) => v.lastUpdated),
+        versions.map((v) => v.deleted),
+        versions.map((v) => v.content),
+      ],
+    );
+    const ridByKey = new Map(r.rows.map((row) => [`${row.resource_type}/${row.id}`, String(row.rid)]));
+    await this.insertIndexRows(
+      tx,
+      versions.map((v) => ({ rid: ridByKey.get(`${v.resourceType}/${v.id}`)!, resourceType: v.resourceType, rows: v.indexRows })),
+    );
+  }
+
+  /** Replace the current version (locked by the caller): the old one moves to history, the index is rewritten. */
+  async replaceCurrent(tx: SqlClient, previous: CurrentVersion, next: NewVersion): Promise<void> {
+    await tx.query(
+      `INSERT INTO ${this.s}.resource_history (${VERSION_COLUMNS})
+       SELECT ${VERSION_COLUMNS} FROM ${this.s}.resource WHERE rid = $1`,
+      [previous.rid],
+    );
+    const updated = await tx.query(
+      `UPDATE ${this.s}.resource SET version_id = $2, last_updated = $3, deleted = $4, content = $5
+       WHERE rid = $1 AND version_id = $6`,
+      [previous.rid, next.versionId, next.lastUpdated, next.deleted, next.content, previous.versionId],
+    );
+    // The caller holds the row lock, so this can only fail if that contract is broken.
+    if (updated.rowCount !== 1) throw new Error(`version conflict on ${previous.resourceType}/${previous.id}`);
+    await this.deleteIndexRows(tx, [previous.rid]);
+    await this.insertIndexRows(tx, [{ rid: previous.rid, resourceType: next.resourceType, rows: next.indexRows }]);
+  }
+
+  private async deleteIndexRows(tx: SqlClient, rids: string[]): Promise<void> {
+    for (const table of INDEX_TABLES) {
+      await tx.query(`DELETE FROM ${this.s}.${table} WHERE rid = ANY($1::bigint[])`, [rids]);
+    }
+  }
+
+  private async insertIndexRows(tx: SqlClient, items: { rid: string; resourceType: string; rows: IndexRow[] }[]): Promise<void> {
+    const byTable = new Map<IndexTable, { rid: string[]; type: string[]; param: string[]; cols: unknown[][] }>();
+    for (const item of items) {
+      for (const row of item.rows) {
+        let acc = byTable.get(row.table);
+        if (!acc) {
+          acc = { rid: [], type: [], param: [], cols: INDEX_COLUMNS[row.table].map(() => []) };
+          byTable.set(row.table, acc);
+        }
+        acc.rid.push(item.rid);
+        acc.type.push(item.resourceType);
+        acc.param.push(row.param);
+        row.values.forEach((v, i) => acc!.cols[i]!.push(v));
+      }
+    }
+    for (const [table, acc] of byTable) {
+      const columns = INDEX_COLUMNS[table];
+      const casts = INDEX_COLUMN_TYPES[table].map((t, i) => `$${i + 4}::${t}[]`).join(', ');
+      await tx.query(
+        `INSERT INTO ${this.s}.${table} (rid, resource_type, param, ${columns.join(', ')})
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], ${casts})`,
+        [acc.rid, acc.type, acc.param, ...acc.cols],
+      );
+    }
+  }
+
+  /** History newest first, keyset-paged on (last_updated, resource_type, id, version_id). */
+  async history(client: SqlClient, q: HistoryQuery): Promise<StoredVersion[]> {
+    const params: unknown[] = [];
+    const where: string[] = [];
+    const p = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    if (q.resourceType) where.push(`resource_type = ${p(q.resourceType)}`);
+    if (q.id) where.push(`id = ${p(q.id)}`);
+    const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    let source = `(SELECT ${VERSION_COLUMNS} FROM ${this.s}.resource ${filter}
+                   UNION ALL SELECT ${VERSION_COLUMNS} FROM ${this.s}.resource_history ${filter})`;
+    const outer: string[] = [];
+    if (q.at) {
+      // A version was current during [low, high] if it started before high and its successor after low.
+      source = `(SELECT * FROM (SELECT v.*, lead(v.last_updated) OVER (PARTITION BY v.resource_type, v.id ORDER BY v.version_id) AS superseded
+                 FROM ${source} v) w WHERE w.last_updated <= ${p(q.at.high)} AND (w.superseded IS NULL OR w.superseded > ${p(q.at.low)}))`;
+    }
+    if (q.since) outer.push(`h.last_updated >= ${p(q.since)}`);
+    if (q.after) {
+      outer.push(
+        `(h.last_updated, h.resource_type, h.id, h.version_id) < (${p(q.after.lastUpdated)}::timestamptz, ${p(q.after.resourceType)}, ${p(q.after.id)}, ${p(q.after.versionId)}::int)`,
+      );
+    }
+    const sql = `SELECT h.resource_type, h.id, h.version_id, h.last_updated, h.deleted, h.content FROM ${source} h
+      ${outer.length ? `WHERE ${outer.join(' AND ')}` : ''}
+      ORDER BY h.last_updated DESC, h.resource_type DESC, h.id DESC, h.version_id DESC LIMIT ${p(q.count)}`;
+    const r = await client.query<VersionRow>(sql, params);
+    return r.rows.map(toVersion);
+  }
+
+  /**
+   * Serialise writers of one condition (conditional create/update/delete) for the rest of the
+   * transaction, so that "search, then write" cannot race another writer of the same condition.
+   */
+  async lockCondition(tx: SqlClient, resourceType: string, normalizedQuery: string): Promise<void> {
+    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${this.schema}:${resourceType}?${normalizedQuery}`]);
+  }
+}
+
+/** Split a migration into statements (they contain no semicolons inside literals). */
+function splitStatements(sql: string): string[] {
+  return sql
+    .split(';')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
