@@ -46,6 +46,11 @@ export function createApp(deps: AppDeps): express.Express {
         return id;
       },
       customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : 'info'),
+      // One short line per request: headers may carry tokens and patient identifiers.
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
     }),
   );
   app.use(helmet({ contentSecurityPolicy: false, crossOriginResourcePolicy: false }));

@@ -1,8 +1,9 @@
 /**
  * Parsing of search parameters (search.html) into a ParsedSearch: see query.ts for the matching
- * rules. Malformed values are a 400 naming the parameter; unknown parameters are a 400 in strict
- * mode and listed in `unknown` otherwise; recognised but unsupported ones are listed in
- * `unsupported`.
+ * rules. Malformed values and unsupported modifiers are a 400 naming the parameter. Unknown
+ * parameters, and recognised ones not implemented yet (_include, chains, _has, _text, composite
+ * parameters...), are a 400 in strict mode; otherwise they are listed in `unknown` / `unsupported`
+ * for the caller to report, and ignored.
  */
 import { badRequest } from '../fhir/outcome.js';
 import { TABLE_FOR_TYPE } from './extract.js';
@@ -90,7 +91,12 @@ class Parser {
     if (!this.parsed.unknown.includes(code)) this.parsed.unknown.push(code);
   }
 
+  /** Recognised but not implemented: an error in strict mode (it must not silently widen a conditional write). */
   private unsupported(name: string): void {
+    if (this.options.strict) {
+      const code = name.split(/[:.]/)[0]!;
+      throw badRequest(`Search parameter '${name}' is not supported yet (${this.parsed.resourceType})`, [code]);
+    }
     if (!this.parsed.unsupported.includes(name)) this.parsed.unsupported.push(name);
   }
 

@@ -64,10 +64,11 @@ function rangeCondition(c: { prefix: string; lo: string; hi: string }, t: RangeE
       return `${t.hi} > ${hi()}`;
     case 'lt':
       return `${t.lo} < ${lo()}`;
+    // ge / le: the leading bound is implied by both branches; it lets the (param, hi) / (param, lo) index apply.
     case 'ge':
-      return `(${t.hi} > ${hi()} OR ${within()})`;
+      return `(${t.hi} >= ${lo()} AND (${t.hi} > ${hi()} OR ${within()}))`;
     case 'le':
-      return `(${t.lo} < ${lo()} OR ${within()})`;
+      return `(${t.lo} <= ${hi()} AND (${t.lo} < ${lo()} OR ${within()}))`;
     case 'sa':
       return `${t.lo} > ${hi()}`;
     case 'eb':

@@ -1,4 +1,4 @@
-import type { Observation, Patient, Resource } from 'fhir/r4.js';
+import type { FhirResource as Resource, Observation, Patient } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { extractIndexRows, type IndexRow } from '../../src/search/extract.js';
 import { searchParam, searchParamsFor, splitUnion, addCustomSearchParameter } from '../../src/search/parameters.js';

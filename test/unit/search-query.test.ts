@@ -3,7 +3,7 @@
  * from the spec rules documented in src/search/query.ts, not taken from the engine's output.
  */
 import { PGlite } from '@electric-sql/pglite';
-import type { Resource } from 'fhir/r4.js';
+import type { FhirResource as Resource } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FhirError } from '../../src/fhir/outcome.js';
 import { extractIndexRows } from '../../src/search/extract.js';
@@ -434,7 +434,10 @@ describe('errors and unknown parameters', () => {
   });
 
   it('recognises result parameters and lists the unsupported ones', () => {
-    const p = parse('_count=5&_total=accurate&_summary=count&_elements=id,name&_format=json&_pretty=true&_include=Patient:organization&_revinclude=Observation:subject&general-practitioner.name=x&_has:Observation:subject:code=1&_text=x');
+    const p = parse(
+      '_count=5&_total=accurate&_summary=count&_elements=id,name&_format=json&_pretty=true&_include=Patient:organization&_revinclude=Observation:subject&general-practitioner.name=x&_has:Observation:subject:code=1&_text=x',
+      false,
+    );
     expect(p.unknown).toEqual([]);
     expect(p.count).toBe(5);
     expect(p.total).toBe('accurate');
@@ -442,5 +445,16 @@ describe('errors and unknown parameters', () => {
     expect(p.elements).toEqual(['id', 'name']);
     expect(p.include).toEqual(['Patient:organization']);
     expect(p.unsupported).toEqual(['_include', '_revinclude', 'general-practitioner.name', '_has', '_text']);
+    // strict: nothing may be silently ignored
+    for (const [q, param] of [
+      ['_include=Patient:organization', '_include'],
+      ['general-practitioner.name=x', 'general-practitioner'],
+      ['_has:Observation:subject:code=1', '_has'],
+      ['_text=x', '_text'],
+    ] as const) {
+      expect(badRequestOf(() => parse(q)).issues[0]!.expression, q).toEqual([param]);
+    }
+    expect(parse('_count=5&_total=accurate&_summary=count&_format=json&_pretty=true').unsupported).toEqual([]);
+    expect(badRequestOf(() => parseSearch('Observation', pairs('code-value-quantity=x'), { strict: true })).status).toBe(400); // composite
   });
 });
