@@ -9,6 +9,9 @@ import { loadConfig } from '../../src/config.js';
 import { startServer } from '../../src/server.js';
 import { PgliteDatabase } from '../../src/store/engines.js';
 import { ResourceStore } from '../../src/store/resource-store.js';
+import { Tenants } from '../../src/store/tenants.js';
+import { createResource } from '../../src/interactions/create.js';
+import { readResource } from '../../src/interactions/read.js';
 import { call } from '../support/server.js';
 
 const dirs: string[] = [];
@@ -63,6 +66,23 @@ describe('embedded store (PGlite)', () => {
       await store.migrate();
       const r = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM tenant_idem.schema_migrations');
       expect(r.rows[0]!.n).toBe(1);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('tenants are isolated in their own schemas', async () => {
+    const db = await PgliteDatabase.open();
+    try {
+      const tenants = new Tenants(db);
+      const [a, b] = [await tenants.store('clinic_a'), await tenants.store('clinic_b')];
+      const ctxA = { store: a, baseUrl: 'http://x/fhir' };
+      const created = await createResource(ctxA, 'Patient', { resourceType: 'Patient', gender: 'female' });
+      const id = (created.body as { id: string }).id;
+      expect((await readResource(ctxA, 'Patient', id)).status).toBe(200);
+      await expect(readResource({ store: b, baseUrl: 'http://x/fhir' }, 'Patient', id)).rejects.toMatchObject({ status: 404 });
+      const schemas = await db.query<{ nspname: string }>("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant_%' ORDER BY 1");
+      expect(schemas.rows.map((r) => r.nspname)).toEqual(['tenant_clinic_a', 'tenant_clinic_b']);
     } finally {
       await db.close();
     }
