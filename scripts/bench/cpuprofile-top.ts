@@ -2,7 +2,9 @@
  * Summarise V8 .cpuprofile files (e.g. from `ingest.ts --cpu-prof DIR`): the functions with the
  * most self time, the most inclusive time, and self time per package / source file.
  *
- *   npx tsx scripts/bench/cpuprofile-top.ts DIR|FILE... [--top N]
+ *   npx tsx scripts/bench/cpuprofile-top.ts DIR|FILE... [--top N] [--skip-ms MS]
+ *
+ * --skip-ms leaves out the first MS milliseconds of each profile (process start-up, warm-up).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,11 +47,12 @@ function bucket(url: string, name: string): string {
 }
 
 function main(): void {
-  const positional = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && all[i - 1] !== '--top');
-  const args = parseArgs(process.argv.slice(2).filter((a) => !positional.includes(a)), { top: 'number' });
+  const positional = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && all[i - 1] !== '--top' && all[i - 1] !== '--skip-ms');
+  const args = parseArgs(process.argv.slice(2).filter((a) => !positional.includes(a)), { top: 'number', 'skip-ms': 'number' });
+  const skipUs = ((args.get('skip-ms') as number | undefined) ?? 0) * 1000;
   const top = (args.get('top') as number | undefined) ?? 25;
   const files = positional.flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(p, f)) : [p]));
-  if (files.length === 0) throw new Error('usage: cpuprofile-top.ts DIR|FILE... [--top N]');
+  if (files.length === 0) throw new Error('usage: cpuprofile-top.ts DIR|FILE... [--top N] [--skip-ms MS]');
 
   const self = new Map<string, number>();
   const total = new Map<string, number>();
@@ -63,7 +66,10 @@ function main(): void {
     // Time per sample from timeDeltas (µs); fall back to an even split of the duration.
     const selfMs = new Map<number, number>();
     if (profile.samples && profile.timeDeltas) {
+      let at = profile.startTime;
       for (let i = 0; i < profile.samples.length; i++) {
+        at += profile.timeDeltas[i] ?? 0;
+        if (at - profile.startTime < skipUs) continue;
         const dt = (profile.timeDeltas[i + 1] ?? profile.timeDeltas[i] ?? 0) / 1000;
         selfMs.set(profile.samples[i]!, (selfMs.get(profile.samples[i]!) ?? 0) + Math.max(0, dt));
       }

@@ -256,8 +256,9 @@ async function runRaw(o: Options, w: Workload): Promise<Measurement> {
     const clientBefore = process.cpuUsage();
     const { latencies, seconds } = await runConcurrent(w.texts.length, o.concurrency, (k) => insertBundle(w.texts[k]!));
     const client = cpuSeconds(process.cpuUsage(clientBefore));
+    const machine = busySince(machineBefore);
     const after = listProcesses();
-    const cpu = { client, postgres: after.length ? cpuBetween(before, after, postgresProcesses(db.name, after)) : undefined };
+    const cpu = { client, machine, postgres: after.length ? cpuBetween(before, after, postgresProcesses(db.name, after)) : undefined };
     const rows = await pool.query<{ n: string }>('SELECT count(*) AS n FROM resource');
     const expected = sum(w.resources) + sum(w.warmUp.map((t) => (JSON.parse(t) as Bundle).entry?.length ?? 0));
     if (Number(rows.rows[0]!.n) !== expected) throw new Error(`raw PostgreSQL: ${rows.rows[0]!.n} rows stored, expected ${expected}`);
@@ -300,7 +301,6 @@ async function main(): Promise<void> {
       `${o.repeat > 1 ? `, repeat ${o.repeat} (median run shown)` : ''}`,
   );
   if (o.engine === 'pglite') console.log('note: CareBridge runs on embedded PGlite (one process); the baseline is still the raw PostgreSQL server.');
-  if (load > availableParallelism() / 4) console.log(`note: the machine is already busy (load average ${load.toFixed(2)}); figures will be noisy.`);
   const cbRuns: Measurement[] = [];
   const rawRuns: Measurement[] = [];
   for (let r = 0; r < o.repeat; r++) {
@@ -328,6 +328,8 @@ async function main(): Promise<void> {
       results.map((m) => [m.label, secs(m.cpu.server), secs(m.cpu.postgres), secs(m.cpu.client), secs(other(m)), m.seconds.toFixed(2)]),
     ),
   );
+  const busy = results.filter((m) => (other(m) ?? 0) > 0.1 * m.seconds * availableParallelism());
+  if (busy.length) console.log(`note: other processes used more than 10% of the machine during ${busy.map((m) => m.label).join(' and ')}; figures are noisy.`);
   if (raw) {
     console.log('');
     console.log(`ratio: raw PostgreSQL is ${(rate(raw) / rate(cb)).toFixed(1)}x faster than CareBridge`);
