@@ -74,35 +74,57 @@ function patchFormat(body: Resource): { format: PatchFormat; patch: unknown } {
   throw badRequest('a PATCH entry carries a FHIRPath Patch Parameters or a Binary with application/json-patch+json');
 }
 
-/** Replace references by fullUrl and conditional references ('Patient?identifier=…') by Type/id. */
-async function rewriteReferences(w: Writer, node: unknown, ids: Map<string, string>, cache: Map<string, string>, inTransaction: boolean): Promise<void> {
+/** Visit every Reference.reference string in a resource (any depth), letting fn replace it. */
+function eachReference(node: unknown, fn: (reference: string) => string | undefined): void {
   if (Array.isArray(node)) {
-    for (const item of node) await rewriteReferences(w, item, ids, cache, inTransaction);
+    for (const item of node) eachReference(item, fn);
     return;
   }
   if (node === null || typeof node !== 'object') return;
   const obj = node as Record<string, unknown>;
-  for (const [key, value] of Object.entries(obj)) {
+  for (const key in obj) {
+    const value = obj[key];
     if (key === 'reference' && typeof value === 'string') {
-      const mapped = ids.get(value);
-      if (mapped) obj.reference = mapped;
-      else if (/^[A-Za-z]+\?/.test(value)) obj.reference = await resolveConditionalReference(w, value, cache);
-      else if (inTransaction && value.startsWith('urn:uuid:')) throw badRequest(`The reference '${value}' matches no entry's fullUrl`);
+      const replaced = fn(value);
+      if (replaced !== undefined) obj.reference = replaced;
     } else if (typeof value === 'object') {
-      await rewriteReferences(w, value, ids, cache, inTransaction);
+      eachReference(value, fn);
     }
   }
 }
 
-async function resolveConditionalReference(w: Writer, reference: string, cache: Map<string, string>): Promise<string> {
-  const known = cache.get(reference);
-  if (known) return known;
-  const [type, query] = [reference.slice(0, reference.indexOf('?')), reference.slice(reference.indexOf('?') + 1)];
-  const matches = await findMatches(w.tx, w.ctx.store.schema, type, query, 2);
+const isConditionalReference = (ref: string) => /^[A-Za-z]+\?/.test(ref);
+
+/**
+ * Replace references by fullUrl and conditional references ('Patient?identifier=…') by Type/id.
+ * Conditional ones are looked up first (once each); the rewrite itself is a synchronous walk.
+ */
+async function rewriteReferences(
+  w: Writer,
+  resource: unknown,
+  ids: Map<string, string>,
+  inTransaction: boolean,
+  resolved: Map<string, string> = new Map(),
+): Promise<void> {
+  const pending = new Set<string>();
+  eachReference(resource, (ref) => {
+    if (!ids.has(ref) && !resolved.has(ref) && isConditionalReference(ref)) pending.add(ref);
+    return undefined;
+  });
+  for (const ref of pending) resolved.set(ref, await resolveConditionalReference(w, ref));
+  eachReference(resource, (ref) => {
+    const mapped = ids.get(ref) ?? resolved.get(ref);
+    if (mapped) return mapped;
+    if (inTransaction && ref.startsWith('urn:uuid:')) throw badRequest(`The reference '${ref}' matches no entry's fullUrl`);
+    return undefined;
+  });
+}
+
+async function resolveConditionalReference(w: Writer, reference: string): Promise<string> {
+  const type = reference.slice(0, reference.indexOf('?'));
+  const matches = await findMatches(w.tx, w.ctx.store.schema, type, reference.slice(reference.indexOf('?') + 1), 2);
   if (matches.length !== 1) throw preconditionFailed(`The conditional reference '${reference}' matches ${matches.length} resources; it must match exactly one`);
-  const resolved = `${type}/${matches[0]!.id}`;
-  cache.set(reference, resolved);
-  return resolved;
+  return `${type}/${matches[0]!.id}`;
 }
 
 function responseEntry(ctx: InteractionContext, result: InteractionResult, prefer: ReturnPreference): BundleEntryText {
@@ -181,11 +203,11 @@ async function runTransaction(ctx: InteractionContext, entries: Entry[], prefer:
       }
     }
     // 2. References to other entries and conditional references become Type/id.
-    const cache = new Map<string, string>();
+    const resolved = new Map<string, string>();
     for (const e of entries) {
       if (!e.resource || e.existing) continue;
       try {
-        await rewriteReferences(w, e.resource, ids, cache, true);
+        await rewriteReferences(w, e.resource, ids, true, resolved);
       } catch (error) {
         throw error instanceof FhirError ? error.withContext(where(e), `${where(e)}.resource`) : error;
       }
@@ -240,7 +262,7 @@ async function runBatchEntry(ctx: InteractionContext, raw: BundleEntry, index: n
     if (e.method === 'GET' || e.method === 'HEAD') return await readEntry(ctx, e.target);
     return await ctx.store.db.transaction(async (tx) => {
       const w = new Writer(ctx, tx);
-      if (e.resource) await rewriteReferences(w, e.resource, new Map(), new Map(), false);
+      if (e.resource) await rewriteReferences(w, e.resource, new Map(), false);
       return responseEntry(ctx, writeResult(await executeWrite(w, e)), prefer);
     });
   } catch (error) {
