@@ -1,15 +1,9 @@
 /** Writers racing each other: the database, not the application, keeps versions and conditions straight. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, ENGINES, startTestServer, type TestServer } from '../support/server.js';
+import { describe, expect, it } from 'vitest';
+import { call, ENGINES, useTestServer } from '../support/server.js';
 
 describe.each(ENGINES)('concurrent writers on %s', (engine) => {
-  let t: TestServer;
-  beforeAll(async () => {
-    t = await startTestServer(engine);
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const t = useTestServer(engine);
 
   it('20 parallel If-Match updates of one version: exactly one wins; history has no gaps', async () => {
     const c = await call(t.base, 'POST', '/Patient', { resourceType: 'Patient', name: [{ family: 'Race' }] });

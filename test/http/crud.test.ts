@@ -1,6 +1,6 @@
 /** REST interactions and headers through HTTP (hl7.org/fhir/R4/http.html), on each engine. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, ENGINES, startTestServer, type TestServer } from '../support/server.js';
+import { describe, expect, it } from 'vitest';
+import { call, ENGINES, startTestServer, useTestServer } from '../support/server.js';
 
 const patient = (family: string, extra: Record<string, unknown> = {}) => ({
   resourceType: 'Patient',
@@ -11,13 +11,7 @@ const patient = (family: string, extra: Record<string, unknown> = {}) => ({
 });
 
 describe.each(ENGINES)('REST interactions on %s', (engine) => {
-  let t: TestServer;
-  beforeAll(async () => {
-    t = await startTestServer(engine);
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const t = useTestServer(engine);
 
   it('create assigns id and meta, returns 201 with Location, ETag and Last-Modified', async () => {
     const r = await call(t.base, 'POST', '/Patient', patient('Lovelace', { id: 'client-chosen' }));

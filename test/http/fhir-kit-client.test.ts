@@ -3,17 +3,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'fhir-kit-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENGINES, startTestServer, type TestServer } from '../support/server.js';
+import { ENGINES, useTestServer } from '../support/server.js';
 
 describe.each(ENGINES)('fhir-kit-client on %s', (engine) => {
-  let t: TestServer;
+  const t = useTestServer(engine);
   let client: Client;
-  beforeAll(async () => {
-    t = await startTestServer(engine);
+  beforeAll(() => {
     client = new Client({ baseUrl: t.base });
-  });
-  afterAll(async () => {
-    await t?.close();
   });
 
   it('create, read, vread, update, patch, history, search, delete', async () => {

@@ -1,17 +1,11 @@
 /** PATCH with JSON Patch and FHIRPath Patch through HTTP (http.html#patch). */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, ENGINES, startTestServer, type TestServer } from '../support/server.js';
+import { describe, expect, it } from 'vitest';
+import { call, ENGINES, useTestServer } from '../support/server.js';
 
 const JSON_PATCH = { 'content-type': 'application/json-patch+json' };
 
 describe.each(ENGINES)('PATCH on %s', (engine) => {
-  let t: TestServer;
-  beforeAll(async () => {
-    t = await startTestServer(engine);
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const t = useTestServer(engine);
 
   const newPatient = async () =>
     (await call(t.base, 'POST', '/Patient', { resourceType: 'Patient', active: true, gender: 'female', identifier: [{ system: 'urn:mrn', value: `p-${Math.random()}` }], name: [{ family: 'Patch', given: ['Ann'] }] })).body;

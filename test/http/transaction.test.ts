@@ -1,8 +1,8 @@
 /** batch and transaction Bundles (bundle.html#transaction) with Synthea data, on each engine. */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, ENGINES, startTestServer, type TestServer } from '../support/server.js';
+import { describe, expect, it } from 'vitest';
+import { call, ENGINES, useTestServer } from '../support/server.js';
 
 const SYNTHEA_DIR = join(import.meta.dirname, '../../fixtures/synthea');
 
@@ -24,13 +24,7 @@ function references(node: unknown, out: string[] = []): string[] {
 }
 
 describe.each(ENGINES)('Bundles on %s', (engine) => {
-  let t: TestServer;
-  beforeAll(async () => {
-    t = await startTestServer(engine);
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const t = useTestServer(engine);
 
   it('a Synthea patient transaction creates every entry and resolves urn:uuid references', async () => {
     const bundle = syntheaBundle();

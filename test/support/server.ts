@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/server.js';
@@ -77,6 +78,21 @@ export async function startTestServer(engine: Engine, env: Record<string, string
       await database?.drop();
     },
   };
+}
+
+/**
+ * A test server for the enclosing describe block: started before its tests, closed after them.
+ * The returned object is filled in by beforeAll, so read its fields inside tests only.
+ */
+export function useTestServer(engine: Engine, env: Record<string, string> = {}): TestServer {
+  const holder = {} as TestServer;
+  beforeAll(async () => {
+    Object.assign(holder, await startTestServer(engine, env));
+  });
+  afterAll(async () => {
+    await holder.close?.();
+  });
+  return holder;
 }
 
 export const FHIR_JSON = 'application/fhir+json';
