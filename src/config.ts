@@ -15,6 +15,10 @@ export interface Config {
   workers: number;
   dbPoolSize: number;
   shutdownTimeoutMs: number;
+  /** HL7 v2 MLLP listener port (MLLP_PORT; 'off' → undefined, no listener). */
+  mllpPort?: number;
+  mllpMaxMessageBytes: number;
+  mllpIdleTimeoutMs: number;
 }
 
 function int(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
@@ -48,5 +52,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: databaseUrl ? int('WORKERS', availableParallelism(), env) || 1 : 1,
     dbPoolSize: int('DB_POOL_SIZE', 10, env),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, env),
+    mllpPort: env.MLLP_PORT?.trim().toLowerCase() === 'off' ? undefined : int('MLLP_PORT', 2575, env),
+    mllpMaxMessageBytes: bytes('MLLP_MAX_MESSAGE_SIZE', 16 * 1024 * 1024, env),
+    mllpIdleTimeoutMs: int('MLLP_IDLE_TIMEOUT_MS', 600_000, env),
   };
 }

@@ -5,6 +5,8 @@ import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
 import { warmUpValidators } from './fhir/validator.js';
 import { createApp } from './http/app.js';
+import { startHl7v2, type MllpListener } from './hl7v2/index.js';
+import { stopReindexJobs } from './search/reindex-job.js';
 import { openDatabase } from './store/engines.js';
 import type { Database } from './store/db.js';
 import { DEFAULT_TENANT, Tenants } from './store/tenants.js';
@@ -12,6 +14,8 @@ import { DEFAULT_TENANT, Tenants } from './store/tenants.js';
 export interface RunningServer {
   port: number;
   url: string;
+  /** The HL7 v2 MLLP listener's port (undefined when MLLP_PORT is 'off'). */
+  mllpPort?: number;
   db: Database;
   close(): Promise<void>;
 }
@@ -23,6 +27,7 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
 export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
   let server: Server | undefined;
+  let mllp: MllpListener | undefined;
   try {
     const tenants = new Tenants(db);
     await tenants.store(DEFAULT_TENANT);
@@ -35,11 +40,14 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     });
     server.keepAliveTimeout = 65_000;
     const port = (server.address() as AddressInfo).port;
+    mllp = await startHl7v2(config, tenants, logger, port);
+    const mllpListener = mllp;
     const running = server;
     let closing: Promise<void> | undefined;
     return {
       port,
       url: `http://127.0.0.1:${port}`,
+      mllpPort: mllp?.port,
       db,
       close() {
         closing ??= (async () => {
@@ -48,14 +56,17 @@ export async function startServer(config: Config, logger: Logger = createLogger(
           const drained = new Promise<void>((resolve) => running.close(() => resolve()));
           running.closeIdleConnections();
           const timer = setTimeout(() => running.closeAllConnections(), config.shutdownTimeoutMs);
-          await drained;
+          // MLLP: queued messages commit and are acknowledged before the connections end.
+          await Promise.all([drained, mllpListener?.close(config.shutdownTimeoutMs)]);
           clearTimeout(timer);
+          await stopReindexJobs(db); // background jobs stop after their current batch
           await db.close();
         })();
         return closing;
       },
     };
   } catch (error) {
+    await mllp?.close(0);
     server?.close();
     await db.close();
     throw error;

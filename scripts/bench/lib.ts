@@ -1,7 +1,8 @@
 /**
  * Helpers shared by the benchmarks in scripts/bench: corpus loading and replication, scratch
- * databases, the CareBridge server as a child process, a bounded-concurrency runner, latency
- * percentiles and a plain-text table.
+ * databases, the CareBridge server as a child process, bounded-concurrency runners (by count and
+ * by duration), latency percentiles, a plain-text table, a seeded PRNG and text-level replicas of
+ * bundles with distinct patients (BundleReplicator).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -213,6 +214,8 @@ export interface ServerChild {
 
 export interface ServerOptions {
   env: Record<string, string | undefined>;
+  /** Script to run instead of src/main.ts (relative to the repo root), e.g. a bare HTTP floor app. */
+  script?: string;
   /** Extra node flags for the server process, e.g. ['--cpu-prof', '--cpu-prof-dir', dir]. */
   nodeFlags?: string[];
   readyTimeoutMs?: number;
@@ -220,14 +223,14 @@ export interface ServerOptions {
   echo?: boolean;
 }
 
-/** Start `node --import tsx src/main.ts` on a free port of 127.0.0.1 and wait for GET /readyz → 200. */
+/** Start `node --import tsx src/main.ts` (or options.script) on a free port of 127.0.0.1 and wait for GET /readyz → 200. */
 export async function startServerChild(options: ServerOptions): Promise<ServerChild> {
   const port = await freePort();
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...options.env, PORT: String(port), HOST: '127.0.0.1' })) {
+  for (const [k, v] of Object.entries({ ...process.env, MLLP_PORT: 'off', ...options.env, PORT: String(port), HOST: '127.0.0.1' })) {
     if (v !== undefined) env[k] = v;
   }
-  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), '--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), '--import', 'tsx', options.script ?? 'src/main.ts'], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -398,4 +401,134 @@ export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/**
+ * Run task(worker) over and over with `concurrency` workers until `durationMs` has passed (a
+ * request in flight at the deadline is finished and counted). Returns every latency in ms, in
+ * completion order, and the wall time. `maxRequests` bounds the loop whatever the duration.
+ */
+export async function runFor(
+  durationMs: number,
+  concurrency: number,
+  task: (worker: number) => Promise<void>,
+  maxRequests = 50_000_000,
+): Promise<{ latencies: number[]; seconds: number }> {
+  const latencies: number[] = [];
+  const start = process.hrtime.bigint();
+  const deadline = start + BigInt(Math.round(durationMs * 1e6));
+  let failed = false;
+  const worker = async (w: number) => {
+    while (!failed && latencies.length < maxRequests && process.hrtime.bigint() < deadline) {
+      const t0 = process.hrtime.bigint();
+      try {
+        await task(w);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, (_, w) => worker(w)));
+  return { latencies, seconds: Number(process.hrtime.bigint() - start) / 1e9 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic pseudo-random numbers
+
+/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A deterministic integer in [lo, hi] for key k (the same k always gives the same number). */
+export function hashedInt(k: number, lo: number, hi: number): number {
+  return lo + Math.floor(prng(k * 2654435761)() * (hi - lo + 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replicas as text (fast enough to make thousands of multi-megabyte bundles while loading)
+
+export interface PatientEdit {
+  /** Appended to every Patient identifier.value. */
+  identifierSuffix: string;
+  /** Appended to every Patient name[].family. */
+  familySuffix?: string;
+  /** Patient.birthDate moved by this many days (full dates only). */
+  birthDateShiftDays?: number;
+}
+
+/** Add `days` to a FHIR date 'YYYY-MM-DD' (other precisions are returned unchanged). */
+export function shiftDate(date: string, days: number): string {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) return date;
+  const t = Date.parse(`${date}T00:00:00Z`) + days * 86_400_000;
+  return new Date(t).toISOString().slice(0, 10);
+}
+
+/**
+ * Makes replicas of one transaction bundle as JSON text, like replicate() but without cloning the
+ * whole bundle: the bundle is serialised once with placeholders for its Patient resources; a
+ * replica edits copies of the (small) Patient resources, splices them in, then gives every
+ * urn:uuid fullUrl of the bundle — and every occurrence of it in references — a fresh uuid with one
+ * regular-expression pass over the text.
+ */
+export class BundleReplicator {
+  readonly entries: number;
+  private readonly parts: string[];
+  private readonly patients: Patient[];
+  private readonly uuids: Set<string>;
+
+  constructor(bundle: Bundle) {
+    const copy = structuredClone(bundle);
+    this.entries = copy.entry?.length ?? 0;
+    this.patients = [];
+    this.uuids = new Set();
+    const markers: string[] = [];
+    for (const e of copy.entry ?? []) {
+      if (e.fullUrl && URN_UUID.test(e.fullUrl)) this.uuids.add(e.fullUrl);
+      if (e.resource?.resourceType === 'Patient') {
+        const marker = `@@carebridge-bench-patient-${this.patients.length}@@`;
+        this.patients.push(e.resource as Patient);
+        markers.push(marker);
+        (e as { resource: unknown }).resource = marker;
+      }
+    }
+    let text = JSON.stringify(copy);
+    this.parts = [];
+    for (const marker of markers) {
+      const at = text.indexOf(`"${marker}"`);
+      this.parts.push(text.slice(0, at));
+      text = text.slice(at + marker.length + 2);
+    }
+    this.parts.push(text);
+  }
+
+  /** The JSON text of a replica with fresh urn:uuids and the Patient edits applied. */
+  text(edit: PatientEdit): string {
+    let out = this.parts[0]!;
+    this.patients.forEach((p, i) => {
+      const patient = structuredClone(p);
+      for (const identifier of patient.identifier ?? []) {
+        if (identifier.value !== undefined) identifier.value = `${identifier.value}${edit.identifierSuffix}`;
+      }
+      if (edit.familySuffix) for (const name of patient.name ?? []) if (name.family !== undefined) name.family = `${name.family}${edit.familySuffix}`;
+      if (edit.birthDateShiftDays && patient.birthDate) patient.birthDate = shiftDate(patient.birthDate, edit.birthDateShiftDays);
+      out += JSON.stringify(patient) + this.parts[i + 1]!;
+    });
+    const fresh = new Map<string, string>();
+    return out.replace(/urn:uuid:[0-9a-fA-F-]{36}/g, (m) => {
+      if (!this.uuids.has(m)) return m;
+      let next = fresh.get(m);
+      if (!next) fresh.set(m, (next = `urn:uuid:${randomUUID()}`));
+      return next;
+    });
+  }
 }

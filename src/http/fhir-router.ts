@@ -7,6 +7,7 @@ import type { Request } from 'express';
 import { isResourceType } from '../fhir/definitions.js';
 import { FhirError, notFound } from '../fhir/outcome.js';
 import { capabilityStatement } from '../interactions/capabilities.js';
+import { compartmentSearch } from '../interactions/compartment.js';
 import type { InteractionContext, InteractionResult } from '../interactions/context.js';
 import { parseVersionTag } from '../interactions/context.js';
 import { createResource } from '../interactions/create.js';
@@ -14,10 +15,12 @@ import { conditionalDelete, deleteResource } from '../interactions/delete.js';
 import { history } from '../interactions/history.js';
 import { patchResource } from '../interactions/patch.js';
 import { readResource, vreadResource } from '../interactions/read.js';
-import { searchResources } from '../interactions/search.js';
+import { searchResources, systemSearch } from '../interactions/search.js';
 import { processBundle } from '../interactions/transaction.js';
 import { conditionalUpdate, updateResource } from '../interactions/update.js';
 import { validateOperation } from '../interactions/validate.js';
+import { reindexOperation, reindexStatusOperation } from '../interactions/reindex.js';
+import { shapeReadResult } from '../search/summary.js';
 import { readBody } from './negotiate.js';
 import { preferences } from './respond.js';
 
@@ -25,6 +28,8 @@ export interface RouteMatch {
   type?: string;
   id?: string;
   vid?: string;
+  /** The type searched in a compartment (or '*'): GET [type]/[id]/[compartmentType]. */
+  compartmentType?: string;
 }
 
 export interface Route {
@@ -32,7 +37,7 @@ export interface Route {
   interaction: string;
   level: 'instance' | 'type' | 'system';
   method: string;
-  /** Path segments: ':type', ':id', ':vid' or literals. */
+  /** Path segments: ':type', ':id', ':vid', ':compartmentType' or literals. */
   path: string[];
   write?: boolean;
   handle(ctx: InteractionContext, req: Request, m: RouteMatch): Promise<InteractionResult>;
@@ -42,6 +47,8 @@ const query = (req: Request) => new URLSearchParams(req.url.includes('?') ? req.
 const queryText = (req: Request) => (req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '');
 const ifMatch = (req: Request) => parseVersionTag(req.headers['if-match']);
 const fhirBody = (req: Request) => readBody(req).value;
+/** The FHIR body if there is one (operations whose input is optional). */
+const optionalBody = (req: Request) => (Buffer.isBuffer(req.body) && req.body.length > 0 ? fhirBody(req) : undefined);
 
 function conditionOf(req: Request, what: string): string {
   const q = queryText(req);
@@ -69,6 +76,8 @@ export const ROUTES: Route[] = [
   { interaction: 'transaction', level: 'system', method: 'POST', path: [], write: true, handle: (ctx, req) => processBundle(ctx, fhirBody(req), preferences(req).return ?? 'minimal') },
   { interaction: 'batch', level: 'system', method: 'POST', path: [], write: true, handle: (ctx, req) => processBundle(ctx, fhirBody(req), preferences(req).return ?? 'minimal') },
   { interaction: 'history-system', level: 'system', method: 'GET', path: ['_history'], handle: (ctx, req) => history(ctx, {}, query(req)) },
+  { interaction: 'search-system', level: 'system', method: 'GET', path: [], handle: (ctx, req) => systemSearch(ctx, searchPairs(req), { strict: preferences(req).strict }) },
+  { interaction: 'search-system', level: 'system', method: 'POST', path: ['_search'], handle: (ctx, req) => systemSearch(ctx, searchPairs(req), { strict: preferences(req).strict }) },
   { interaction: 'search-type', level: 'type', method: 'GET', path: [':type'], handle: (ctx, req, m) => searchResources(ctx, m.type, searchPairs(req), { strict: preferences(req).strict }) },
   { interaction: 'search-type', level: 'type', method: 'POST', path: [':type', '_search'], handle: (ctx, req, m) => searchResources(ctx, m.type, searchPairs(req), { strict: preferences(req).strict }) },
   { interaction: 'create', level: 'type', method: 'POST', path: [':type'], write: true, handle: (ctx, req, m) => createResource(ctx, m.type!, fhirBody(req), req.headers['if-none-exist'] as string | undefined) },
@@ -77,12 +86,17 @@ export const ROUTES: Route[] = [
   { interaction: 'patch', level: 'type', method: 'PATCH', path: [':type'], write: true, handle: (ctx, req, m) => { const p = patchBody(req); return patchResource(ctx, m.type!, { query: conditionOf(req, 'A conditional patch') }, p.format, p.value, ifMatch(req)); } },
   { interaction: 'history-type', level: 'type', method: 'GET', path: [':type', '_history'], handle: (ctx, req, m) => history(ctx, { resourceType: m.type }, query(req)) },
   { interaction: '$validate', level: 'type', method: 'POST', path: [':type', '$validate'], handle: (ctx, req, m) => validateOperation(ctx, m.type!, fhirBody(req)) },
-  { interaction: 'read', level: 'instance', method: 'GET', path: [':type', ':id'], handle: (ctx, _req, m) => readResource(ctx, m.type!, m.id!) },
+  { interaction: '$reindex', level: 'system', method: 'POST', path: ['$reindex'], handle: (ctx, req) => reindexOperation(ctx, undefined, { body: optionalBody(req), query: query(req) }) },
+  { interaction: '$reindex', level: 'type', method: 'POST', path: [':type', '$reindex'], handle: (ctx, req, m) => reindexOperation(ctx, m.type, { body: optionalBody(req), query: query(req) }) },
+  { interaction: '$reindex', level: 'system', method: 'GET', path: ['$reindex', ':id'], handle: (ctx, _req, m) => reindexStatusOperation(ctx, m.id!) },
+  { interaction: 'read', level: 'instance', method: 'GET', path: [':type', ':id'], handle: async (ctx, req, m) => shapeReadResult(await readResource(ctx, m.type!, m.id!), query(req)) },
   { interaction: 'update', level: 'instance', method: 'PUT', path: [':type', ':id'], write: true, handle: (ctx, req, m) => updateResource(ctx, m.type!, m.id!, fhirBody(req), ifMatch(req)) },
   { interaction: 'delete', level: 'instance', method: 'DELETE', path: [':type', ':id'], write: true, handle: (ctx, req, m) => deleteResource(ctx, m.type!, m.id!, ifMatch(req)) },
   { interaction: 'patch', level: 'instance', method: 'PATCH', path: [':type', ':id'], write: true, handle: (ctx, req, m) => { const p = patchBody(req); return patchResource(ctx, m.type!, { id: m.id }, p.format, p.value, ifMatch(req)); } },
+  { interaction: 'search-type', level: 'instance', method: 'GET', path: [':type', ':id', ':compartmentType'], handle: (ctx, req, m) => compartmentSearch(ctx, m.type!, m.id!, m.compartmentType!, searchPairs(req), { strict: preferences(req).strict }) },
+  { interaction: 'search-type', level: 'instance', method: 'POST', path: [':type', ':id', ':compartmentType', '_search'], handle: (ctx, req, m) => compartmentSearch(ctx, m.type!, m.id!, m.compartmentType!, searchPairs(req), { strict: preferences(req).strict }) },
   { interaction: 'history-instance', level: 'instance', method: 'GET', path: [':type', ':id', '_history'], handle: (ctx, req, m) => history(ctx, { resourceType: m.type, id: m.id }, query(req)) },
-  { interaction: 'vread', level: 'instance', method: 'GET', path: [':type', ':id', '_history', ':vid'], handle: (ctx, _req, m) => vreadResource(ctx, m.type!, m.id!, m.vid!) },
+  { interaction: 'vread', level: 'instance', method: 'GET', path: [':type', ':id', '_history', ':vid'], handle: async (ctx, req, m) => shapeReadResult(await vreadResource(ctx, m.type!, m.id!, m.vid!), query(req)) },
   { interaction: '$validate', level: 'instance', method: 'POST', path: [':type', ':id', '$validate'], handle: (ctx, req, m) => validateOperation(ctx, m.type!, fhirBody(req), m.id) },
 ];
 
@@ -118,6 +132,9 @@ export function matchRoute(method: string, segments: string[], body: unknown): {
       } else if (p === ':id') {
         if (s.startsWith('$') || s.startsWith('_')) ok = false;
         else match.id = s;
+      } else if (p === ':compartmentType') {
+        if (s !== '*' && !isResourceType(s)) ok = false;
+        else match.compartmentType = s;
       } else if (p === ':vid') match.vid = s;
       else if (p !== s) ok = false;
     });

@@ -50,6 +50,8 @@ export function capabilityStatement(baseUrl: string, supported: SupportedInterac
         mode: 'server',
         resource: resources,
         interaction: supported.system.map((code) => ({ code: code as 'transaction' })),
+        // Compartment search (GET Patient/[id]/[type]): src/interactions/compartment.ts.
+        compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
       },
     ],
   };

@@ -4,6 +4,7 @@
  * parameter the engine would ignore must not silently widen what a write touches.
  */
 import { buildSearchSql, parseSearch } from '../search/query.js';
+import type { SearchRegistry } from '../search/registry.js';
 import type { SqlClient } from '../store/db.js';
 import type { StoredVersion } from '../store/resource-store.js';
 
@@ -27,8 +28,9 @@ interface MatchRow {
   content: string;
 }
 
-export async function findMatches(client: SqlClient, schema: string, resourceType: string, query: string, limit: number): Promise<StoredVersion[]> {
-  const parsed = parseSearch(resourceType, queryPairs(query), { strict: true });
+/** `registry`: the tenant's search parameters (searchRegistryOf(store)); core ones when omitted. */
+export async function findMatches(client: SqlClient, schema: string, resourceType: string, query: string, limit: number, registry?: SearchRegistry): Promise<StoredVersion[]> {
+  const parsed = parseSearch(resourceType, queryPairs(query), { strict: true, registry });
   const { sql, params } = buildSearchSql(schema, parsed, { limit, offset: 0 });
   const r = await client.query<MatchRow>(sql, params);
   return r.rows.map((row) => ({

@@ -122,7 +122,7 @@ async function rewriteReferences(
 
 async function resolveConditionalReference(w: Writer, reference: string): Promise<string> {
   const type = reference.slice(0, reference.indexOf('?'));
-  const matches = await findMatches(w.tx, w.ctx.store.schema, type, reference.slice(reference.indexOf('?') + 1), 2);
+  const matches = await findMatches(w.tx, w.ctx.store.schema, type, reference.slice(reference.indexOf('?') + 1), 2, w.registry);
   if (matches.length !== 1) throw preconditionFailed(`The conditional reference '${reference}' matches ${matches.length} resources; it must match exactly one`);
   return `${type}/${matches[0]!.id}`;
 }

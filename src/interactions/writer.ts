@@ -4,10 +4,12 @@
  * (and later audit and change events) happen here, once.
  */
 import { randomUUID } from 'node:crypto';
-import type { Resource } from 'fhir/r4.js';
+import type { Resource, SearchParameter } from 'fhir/r4.js';
 import { badRequest, FhirError, gone, notFound, preconditionFailed } from '../fhir/outcome.js';
 import { validateResource } from '../fhir/validator.js';
 import { extractIndexRows } from '../search/extract.js';
+import { searchParameterIssues } from '../search/sp-validate.js';
+import { searchRegistryOf, tenantSearchParameters } from '../search/tenant-params.js';
 import type { SqlClient } from '../store/db.js';
 import type { CurrentVersion, NewVersion, StoredVersion } from '../store/resource-store.js';
 import type { InteractionContext } from './context.js';
@@ -23,6 +25,9 @@ export interface WriteOutcome {
   resource?: Resource;
 }
 
+/** Writes of this type change the tenant's search parameters (the version is bumped in the same transaction). */
+const SEARCH_PARAMETER = 'SearchParameter';
+
 export class Writer {
   readonly now = new Date().toISOString();
   /** The context with reads bound to this transaction. */
@@ -35,10 +40,17 @@ export class Writer {
     this.ctx = { ...ctx, client: tx };
   }
 
-  /** Validate a resource for writing; throws 400 with the issues. */
+  /** The tenant's search parameters: index rows and conditions use them (src/search/tenant-params.ts). */
+  get registry() {
+    return searchRegistryOf(this.ctx.store);
+  }
+
+  /** Validate a resource for writing (a SearchParameter also for search use); throws 400 with the issues. */
   check(resource: unknown, expectedType: string): Resource {
     const issues = validateResource(resource, expectedType);
-    if (issues.some((i) => i.severity === 'error' || i.severity === 'fatal')) throw new FhirError(400, issues);
+    const failed = () => issues.some((i) => i.severity === 'error' || i.severity === 'fatal');
+    if (expectedType === SEARCH_PARAMETER && !failed()) issues.push(...searchParameterIssues(resource as SearchParameter));
+    if (failed()) throw new FhirError(400, issues);
     return resource as Resource;
   }
 
@@ -50,6 +62,7 @@ export class Writer {
   /** Write many first versions at once (batched SQL): the ingest path of transactions. */
   async insertPrepared(versions: NewVersion[]): Promise<void> {
     await this.ctx.store.insertNew(this.tx, versions);
+    if (versions.some((v) => v.resourceType === SEARCH_PARAMETER)) await tenantSearchParameters(this.ctx.store).bump(this.tx);
   }
 
   async create(resource: Resource, options: { ifNoneExist?: string; id?: string } = {}): Promise<WriteOutcome> {
@@ -73,6 +86,7 @@ export class Writer {
     }
     const next = this.version(resource, id, current.versionId + 1, current.lastUpdated);
     await this.ctx.store.replaceCurrent(this.tx, current, next);
+    if (resource.resourceType === SEARCH_PARAMETER) await tenantSearchParameters(this.ctx.store).bump(this.tx);
     return { kind: current.deleted ? 'created' : 'updated', version: next, resource: next.resource };
   }
 
@@ -105,6 +119,7 @@ export class Writer {
       indexRows: [],
     };
     await this.ctx.store.replaceCurrent(this.tx, current, next);
+    if (resourceType === SEARCH_PARAMETER) await tenantSearchParameters(this.ctx.store).bump(this.tx);
     return { kind: 'deleted', version: next };
   }
 
@@ -128,7 +143,7 @@ export class Writer {
     const normalized = normalizeQuery(query);
     if (!normalized) throw badRequest(`The ${what} condition is empty`);
     await this.ctx.store.lockCondition(this.tx, resourceType, normalized);
-    return findMatches(this.tx, this.ctx.store.schema, resourceType, query, 2);
+    return findMatches(this.tx, this.ctx.store.schema, resourceType, query, 2, this.registry);
   }
 
   private version(resource: Resource, id: string, versionId: number, previousUpdated?: string): NewVersion & { resource: Resource } {
@@ -140,7 +155,7 @@ export class Writer {
       lastUpdated: stamped.meta!.lastUpdated!,
       deleted: false,
       content: JSON.stringify(stamped),
-      indexRows: extractIndexRows(stamped),
+      indexRows: extractIndexRows(stamped, this.registry),
       resource: stamped,
     };
   }

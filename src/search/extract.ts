@@ -8,7 +8,8 @@
  *   display), Identifier (system, value, type.text), ContactPoint (null, value, null; use is not
  *   indexed), primitive code/string/uri/id (null, value, null), boolean (null, 'true'|'false', null).
  *   A Reference with an identifier also gives a token row under `<code>:identifier`, for the
- *   :identifier modifier.
+ *   :identifier modifier; an Identifier with type codings gives rows under `<code>:of-type`
+ *   [type system|type code, value, null], for the :of-type modifier.
  * - sp_string [norm, exact]: one row per string part (each HumanName / Address part separately);
  *   norm per values.ts.
  * - sp_reference [target_type, target_id, target_version, target_url]: 'Type/id[/_history/v]'
@@ -19,21 +20,21 @@
  * - sp_number [lo, hi], sp_quantity [system, code, unit, lo, hi]: implicit precision ranges as
  *   exact decimal strings; a Quantity comparator (<, <=, >, >=) opens the range on that side.
  * - sp_uri [value]; a canonical 'url|version' also gives a row with the bare url.
- * _id and _lastUpdated are columns of `resource`; composite and special parameters are not indexed.
+ * - sp_composite: composite parameters, see composite-extract.ts.
+ * _id and _lastUpdated are columns of `resource`; special parameters are not indexed.
  * Rows are de-duplicated per resource.
  */
 import type { Resource } from 'fhir/r4.js';
+import type { IndexRow } from '../store/resource-store.js';
 import type { IndexTable } from '../store/schema.js';
 import { searchParamsFor, type SearchParamDef, type SearchParamType, type TypedValue } from './parameters.js';
+import { compositeIndexRows } from './composite-extract.js';
 import { isTypeOrSubtype } from './fastpath.js';
+import type { SearchRegistry } from './registry.js';
 import { clipChars, MAX_DATE, MAX_INDEXED_TEXT, MIN_DATE, normForIndex, numberRange, parseDate, decimalRange, type DecimalRange } from './values.js';
 
-export interface IndexRow {
-  table: IndexTable;
-  param: string;
-  /** Aligned with INDEX_COLUMNS[table]. Numeric bounds are exact decimal strings. */
-  values: (string | number | null)[];
-}
+/** One index row (values aligned with INDEX_COLUMNS[table]; numeric bounds are exact decimal strings). */
+export type { IndexRow } from '../store/resource-store.js';
 
 /** Index table of each indexed parameter type. */
 export const TABLE_FOR_TYPE: Partial<Record<SearchParamType, IndexTable>> = {
@@ -51,7 +52,8 @@ const COLUMN_PARAMS = new Set(['_id', '_lastUpdated']);
 
 /**
  * Hook for unit canonicalisation (UCUM): given a quantity's system, code and value range, return
- * the canonical form to index as an additional sp_quantity row, or undefined. None by default.
+ * the canonical form to index as an additional sp_quantity row under `<code>:canonical` (so that
+ * searches without units and sorting never see it), or undefined. Set by ucum.ts.
  */
 export type QuantityCanonicalizer = (q: { system: string | null; code: string | null; lo: string; hi: string }) =>
   | { system: string; code: string; lo: string; hi: string }
@@ -77,8 +79,8 @@ class RowSink {
 /** Indexed parameters per registry map (a new map after addCustomSearchParameter, so this never goes stale). */
 const indexedCache = new WeakMap<ReadonlyMap<string, SearchParamDef>, SearchParamDef[]>();
 
-function indexedParams(resourceType: string): SearchParamDef[] {
-  const all = searchParamsFor(resourceType);
+function indexedParams(resourceType: string, registry?: SearchRegistry): SearchParamDef[] {
+  const all = registry ? registry.paramsFor(resourceType) : searchParamsFor(resourceType);
   let list = indexedCache.get(all);
   if (!list) {
     list = [...all.values()].filter((d) => !COLUMN_PARAMS.has(d.code) && TABLE_FOR_TYPE[d.type] !== undefined && d.expression);
@@ -88,12 +90,14 @@ function indexedParams(resourceType: string): SearchParamDef[] {
 }
 
 /** The index rows of `resource` for all search parameters of its type. */
-export function extractIndexRows(resource: Resource): IndexRow[] {
+/** `registry`: the tenant's parameters (registry.ts); the R4 core ones when omitted. */
+export function extractIndexRows(resource: Resource, registry?: SearchRegistry): IndexRow[] {
   const sink = new RowSink();
-  for (const def of indexedParams(resource.resourceType)) {
+  for (const def of indexedParams(resource.resourceType, registry)) {
     const values = def.evaluateTyped(resource);
     for (let i = 0; i < values.length; i++) addValue(sink, def, values[i]!);
   }
+  for (const row of compositeIndexRows(resource, registry)) sink.add(row.table, row.param, row.values);
   return sink.rows;
 }
 
@@ -157,6 +161,16 @@ function identifierRow(sink: RowSink, param: string, id: Obj): void {
   sink.add('sp_token', param, [system, value, isObj(type) ? str(type.text) : null]);
 }
 
+/** For :of-type: `<code>:of-type` rows [type.coding system|code, identifier value, null]. */
+function identifierTypeRows(sink: RowSink, param: string, id: Obj): void {
+  const value = str(id.value);
+  const codings = isObj(id.type) ? id.type.coding : undefined;
+  if (value === null || !Array.isArray(codings)) return;
+  for (const c of codings) {
+    if (isObj(c) && str(c.system) !== null && str(c.code) !== null) sink.add('sp_token', `${param}:of-type`, [`${c.system}|${c.code}`, value, null]);
+  }
+}
+
 function tokenRows(sink: RowSink, param: string, { value, type }: TypedValue): void {
   if (typeof value === 'string') {
     const code = str(value);
@@ -178,7 +192,8 @@ function tokenRows(sink: RowSink, param: string, { value, type }: TypedValue): v
     case 'Coding':
       return codingRow(sink, param, value);
     case 'Identifier':
-      return identifierRow(sink, param, value);
+      identifierRow(sink, param, value);
+      return identifierTypeRows(sink, param, value);
     case 'ContactPoint': {
       const v = str(value.value);
       if (v !== null) sink.add('sp_token', param, [null, v, null]);
@@ -329,7 +344,7 @@ function addQuantity(sink: RowSink, param: string, system: string | null, code: 
   sink.add('sp_quantity', param, [system, code, unit, lo, hi]);
   if (canonicalizer) {
     const c = canonicalizer({ system, code, lo, hi });
-    if (c && (c.system !== system || c.code !== code)) sink.add('sp_quantity', param, [c.system, c.code, null, c.lo, c.hi]);
+    if (c) sink.add('sp_quantity', `${param}:canonical`, [c.system, c.code, null, c.lo, c.hi]);
   }
 }
 

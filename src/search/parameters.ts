@@ -288,7 +288,8 @@ function register(sp: SearchParameter): void {
   }
 }
 
-function makeDef(sp: SearchParameter, base: string): SearchParamDef {
+/** The definition of `sp` for one (concrete) base type; exported for per-tenant registries (registry.ts). */
+export function makeDef(sp: SearchParameter, base: string): SearchParamDef {
   const bases = sp.base ?? [];
   const abstractBase = bases.find((b) => ABSTRACT_BASES.has(b));
   const branches = sp.expression ? branchesFor(sp.expression, base, bases.length === 1, abstractBase) : [];

@@ -1,13 +1,17 @@
 /**
  * Parsing of search parameters (search.html) into a ParsedSearch: see query.ts for the matching
  * rules. Malformed values and unsupported modifiers are a 400 naming the parameter. Unknown
- * parameters, and recognised ones not implemented yet (_include, chains, _has, _text, composite
+ * parameters, and recognised ones not implemented yet (_text, _content, _list, _filter, special
  * parameters...), are a 400 in strict mode; otherwise they are listed in `unknown` / `unsupported`
- * for the caller to report, and ignored.
+ * for the caller to report, and ignored. Chains and _has: chain.ts; composites: composite.ts;
+ * :in / :not-in / :below / :above / :of-type: modifiers.ts.
  */
 import { badRequest } from '../fhir/outcome.js';
+import { paramSupported, parseLinked } from './chain.js';
+import { compositeFilter, compositeSpec } from './composite.js';
 import { TABLE_FOR_TYPE } from './extract.js';
-import { isResourceType, searchParamsFor, type SearchParamDef } from './parameters.js';
+import { REFERENCE_MODIFIERS, TOKEN_MODIFIERS, modifierFilter } from './modifiers.js';
+import { isResourceType, searchParamsFor, type SearchParamDef, type SearchParamType } from './parameters.js';
 import {
   MAX_COUNT,
   type Condition,
@@ -17,6 +21,7 @@ import {
   type SearchOptions,
   type SortKey,
 } from './query-types.js';
+import { canonicalQuantitySearch } from './ucum.js';
 import { decimalRange, MAX_DATE, MIN_DATE, normalizeString, normForIndex, parseDate } from './values.js';
 
 /** Result / control parameters: recognised, never "unknown". */
@@ -29,16 +34,16 @@ const UNSUPPORTED_PARAMS = new Set(['_include', '_revinclude', '_contained', '_c
 
 /** Modifiers supported now, by parameter type (a reference also takes any resource type as modifier). */
 const MODIFIERS: Record<string, ReadonlySet<string>> = {
-  token: new Set(['missing', 'not', 'text']),
+  token: new Set(['missing', 'not', 'text', ...TOKEN_MODIFIERS]),
   string: new Set(['missing', 'exact', 'contains']),
-  reference: new Set(['missing', 'identifier']),
+  reference: new Set(['missing', 'identifier', ...REFERENCE_MODIFIERS]),
   date: new Set(['missing']),
   number: new Set(['missing']),
   quantity: new Set(['missing']),
   uri: new Set(['missing', 'below', 'above']),
 };
 /** Modifiers of the spec this engine does not implement yet: a clear 400 rather than silently wrong results. */
-const LATER_MODIFIERS = new Set(['above', 'below', 'in', 'not-in', 'of-type', 'iterate', 'code-text', 'text-advanced']);
+const LATER_MODIFIERS = new Set(['iterate', 'code-text', 'text-advanced']);
 
 const PREFIXES = new Set<Prefix>(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap']);
 const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -80,7 +85,7 @@ class Parser {
     resourceType: string,
     private readonly options: SearchOptions,
   ) {
-    this.params = searchParamsFor(resourceType);
+    this.params = options.registry ? options.registry.paramsFor(resourceType) : searchParamsFor(resourceType);
     this.parsed = { resourceType, filters: [], sort: [], include: [], revinclude: [], unknown: [], unsupported: [] };
   }
 
@@ -106,27 +111,31 @@ class Parser {
     const modifier = colon < 0 ? undefined : key.slice(colon + 1);
 
     if (RESULT_PARAMS.has(code)) return this.resultParam(code, key, value);
-    if (code === '_has' || key.startsWith('_has:')) return this.unsupported('_has');
-
-    const dot = code.indexOf('.');
-    if (dot >= 0 || (modifier !== undefined && modifier.includes('.'))) {
-      // chained parameter (subject.name, subject:Patient.name)
-      const head = dot >= 0 ? code.slice(0, dot) : code;
-      const def = this.params.get(head);
-      if (def?.type === 'reference') return this.unsupported(key);
-      return this.unknown(head, key);
-    }
+    // chained (subject:Patient.name) and reverse-chained (_has:Observation:patient:code) parameters
+    if (code === '_has' || key.includes('.')) return this.linked(key, value);
 
     const def = this.params.get(code);
     if (!def) {
       if (UNSUPPORTED_PARAMS.has(code)) return this.unsupported(code);
       return this.unknown(code, key);
     }
-    if (def.type === 'composite' || def.type === 'special' || (!def.expression && code !== '_id')) return this.unsupported(code);
+    if (!paramSupported(def, this.params)) return this.unsupported(code);
     if (UNSUPPORTED_PARAMS.has(code)) return this.unsupported(code);
 
     const filter = this.filter(def, code, key, modifier, value);
     if (filter && filter.anyOf.length > 0) this.parsed.filters.push(filter);
+  }
+
+  /** A chained or _has parameter (chain.ts). Errors name the parameter's first code. */
+  private linked(key: string, value: string): void {
+    const host = {
+      paramsFor: (t: string) => (this.options.registry ? this.options.registry.paramsFor(t) : searchParamsFor(t)),
+      plainFilter: (def: SearchParamDef, code: string, k: string, modifier: string | undefined, v: string) => this.filter(def, code, k, modifier, v),
+    };
+    const { head, result } = parseLinked(host, this.parsed.resourceType, key, value);
+    if (result === undefined) return;
+    if ('skip' in result) return result.skip === 'unknown' ? this.unknown(head, key) : this.unsupported(key);
+    if (result.anyOf.length > 0) this.parsed.filters.push(result);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -165,12 +174,13 @@ class Parser {
       case '_cursor':
         p.cursor = value;
         return;
+      // Applied by the search interaction (src/search/include.ts), which also validates them.
       case '_include':
         p.include.push(value);
-        return this.unsupported(key);
+        return;
       case '_revinclude':
         p.revinclude.push(value);
-        return this.unsupported(key);
+        return;
       case '_contained':
       case '_containedType':
         return this.unsupported(code);
@@ -209,6 +219,7 @@ class Parser {
     const bad = (msg: string) => badRequest(`Invalid value for search parameter '${key}': ${msg}`, [code]);
     const rawValues = splitEscaped(value, ',').filter((v) => v.length > 0);
     if (rawValues.length === 0) return undefined; // an empty parameter is ignored
+    if (def.type === 'composite') return this.composite(def, code, key, modifier, rawValues, bad);
 
     if (code === '_id') {
       if (modifier !== undefined && modifier !== 'not') throw this.badModifier(code, key, modifier);
@@ -249,13 +260,15 @@ class Parser {
       });
       return { code, type: def.type, modifier, source: { table, indexParam }, negate: false, anyOf };
     }
+    const special = modifier === undefined ? undefined : modifierFilter(def, code, modifier, rawValues, bad);
+    if (special) return special;
 
     let anyOf: Condition[];
     let filterTable = table;
     switch (def.type) {
       case 'token':
         negate = modifier === 'not';
-        anyOf = rawValues.map((v) => (modifier === 'text' ? { kind: 'text', text: unescape(v) } : this.tokenCondition(v, bad)));
+        anyOf = rawValues.map((v) => (modifier === 'text' ? { kind: 'text', text: normalizeString(unescape(v)) } : this.tokenCondition(v, bad)));
         break;
       case 'string':
         anyOf = rawValues.map((v): Condition => {
@@ -280,7 +293,8 @@ class Parser {
         anyOf = rawValues.map((v) => this.numberCondition(unescape(v), bad));
         break;
       case 'quantity':
-        anyOf = rawValues.map((v) => this.quantityCondition(v, bad));
+        // UCUM quantities in convertible units are searched in canonical form (ucum.ts).
+        ({ indexParam, anyOf } = canonicalQuantitySearch(code, rawValues.map((v) => this.quantityCondition(v, bad))));
         break;
       case 'uri':
         anyOf = rawValues.map((v): Condition => {
@@ -294,6 +308,20 @@ class Parser {
         return undefined;
     }
     return { code, type: def.type, modifier, source: { table: filterTable, indexParam }, negate, anyOf };
+  }
+
+  /** A composite parameter (composite.ts): each `$`-separated part parsed as its component's type. */
+  private composite(def: SearchParamDef, code: string, key: string, modifier: string | undefined, rawValues: string[], bad: (m: string) => Error): SearchFilter {
+    const spec = compositeSpec(def, this.options.registry ? this.options.registry.paramsFor(def.base) : searchParamsFor(def.base));
+    if (!spec) throw badRequest(`Search parameter '${key}' is not supported yet (${def.base})`, [code]);
+    if (modifier !== undefined && modifier !== 'missing') throw this.badModifier(code, key, modifier);
+    const parsePart = (type: SearchParamType, v: string): Condition[] => {
+      // quantities as given: composite rows hold no canonical (UCUM) forms
+      if (type === 'quantity') return [this.quantityCondition(v, bad)];
+      const part = { code, type, base: def.base, url: def.url } as SearchParamDef;
+      return this.filter(part, code, key, undefined, v)?.anyOf ?? [];
+    };
+    return compositeFilter(def, spec, modifier, rawValues, parsePart, bad);
   }
 
   private badModifier(code: string, key: string, modifier: string) {

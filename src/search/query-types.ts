@@ -1,6 +1,7 @@
 /** Types and constants of the parsed search (see query.ts for the matching rules). */
 import type { IndexTable } from '../store/schema.js';
 import type { SearchParamDef, SearchParamType } from './parameters.js';
+import type { SearchRegistry } from './registry.js';
 
 export const DEFAULT_COUNT = 20;
 export const MAX_COUNT = 1000;
@@ -10,6 +11,8 @@ export interface SearchOptions {
   strict: boolean;
   /** "now" for the `ap` prefix on dates (tests); defaults to the current time. */
   now?: Date;
+  /** The tenant's search parameters (src/search/registry.ts); the R4 core ones when omitted. */
+  registry?: SearchRegistry;
 }
 
 export type Prefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le' | 'sa' | 'eb' | 'ap';
@@ -26,7 +29,20 @@ export type Condition =
   /** number and quantity; lo/hi: the implicit range of `value`; system/code: quantity units. */
   | { kind: 'number'; prefix: Prefix; value: string; lo: string; hi: string; system?: string; code?: string }
   | { kind: 'uri'; mode: 'exact' | 'below' | 'above'; value: string }
-  | { kind: 'id'; id: string };
+  | { kind: 'id'; id: string }
+  /** token in a set of codes (:in, :below, :above after expansion); system null: no system. */
+  | { kind: 'codes'; sets: Array<{ system: string | null; codes: string[] }> }
+  /** token in a ValueSet stored in the database (resource_type 'ValueSet' with this url): see terminology.ts. */
+  | { kind: 'stored-value-set'; url: string; version?: string }
+  /** composite parameter: one condition per component, all met by the same sp_composite row. */
+  | { kind: 'composite'; parts: Condition[] };
+
+/**
+ * One hop from the resources a filter level is about to other resources (search.html#chaining,
+ * #has): `chain` follows the reference parameter `param` of the current resources to resources of
+ * `types`; `has` goes to the resources of `type` whose reference parameter `param` points to them.
+ */
+export type FilterLink = { kind: 'chain'; param: string; types: string[] } | { kind: 'has'; type: string; param: string };
 
 export interface SearchFilter {
   /** Parameter code as searched (without modifier). */
@@ -38,6 +54,12 @@ export interface SearchFilter {
   /** :not — resources with no value matching any alternative. */
   negate: boolean;
   anyOf: Condition[];
+  /**
+   * Chained / reverse-chained parameters: the rest of the filter applies to the resources reached
+   * by following these links from the searched resource, in order (the last ones are of the types
+   * whose parameter `code` is matched). Absent for an ordinary parameter.
+   */
+  path?: FilterLink[];
 }
 
 export interface SortKey {

@@ -90,10 +90,79 @@ export function migrations(schema: string): string[] {
     CREATE INDEX sp_uri_idx ON ${s}.sp_uri (resource_type, param, value text_pattern_ops);
     CREATE INDEX sp_uri_rid_idx ON ${s}.sp_uri (rid);
     `,
+    // Custom search parameters: a version bumped by every SearchParameter write (src/search/tenant-params.ts);
+    // reindex jobs and their progress, readable by every worker (src/search/reindex-job.ts).
+    `
+    CREATE TABLE ${s}.search_param_version (
+      id integer PRIMARY KEY CHECK (id = 1),
+      version bigint NOT NULL
+    );
+    INSERT INTO ${s}.search_param_version (id, version) VALUES (1, 0);
+    CREATE TABLE ${s}.reindex_job (
+      id             text PRIMARY KEY,
+      state          text        NOT NULL,
+      resource_types text[],
+      total          bigint      NOT NULL DEFAULT 0,
+      processed      bigint      NOT NULL DEFAULT 0,
+      created_at     timestamptz NOT NULL DEFAULT now(),
+      started_at     timestamptz,
+      updated_at     timestamptz NOT NULL DEFAULT now(),
+      finished_at    timestamptz,
+      error          text
+    );
+    `,
+    // Composite parameters (src/search/composite-extract.ts): one row per combination of component
+    // values taken from the same element; component k's value in ck_a, ck_b, ck_c (text) and
+    // ck_lo, ck_hi (numeric; dates as epoch milliseconds).
+    `
+    CREATE TABLE ${s}.sp_composite (
+      rid bigint NOT NULL, resource_type text NOT NULL, param text NOT NULL,
+      c1_a text, c1_b text, c1_c text, c1_lo numeric, c1_hi numeric,
+      c2_a text, c2_b text, c2_c text, c2_lo numeric, c2_hi numeric,
+      c3_a text, c3_b text, c3_c text, c3_lo numeric, c3_hi numeric
+    );
+    CREATE INDEX sp_composite_idx ON ${s}.sp_composite (resource_type, param, c1_b, c1_a);
+    CREATE INDEX sp_composite_rid_idx ON ${s}.sp_composite (rid);
+    `,
+    // HL7 v2 messages received and sent, raw, with their outcome (src/hl7v2/message-log.ts). A
+    // received message is known by MSH-3, MSH-4 and MSH-10: a resend is answered from its row.
+    `
+    CREATE TABLE ${s}.hl7_message (
+      id               bigserial   PRIMARY KEY,
+      received_at      timestamptz NOT NULL DEFAULT now(),
+      processed_at     timestamptz,
+      direction        text        NOT NULL CHECK (direction IN ('in', 'out')),
+      sending_app      text        NOT NULL DEFAULT '',
+      sending_facility text        NOT NULL DEFAULT '',
+      control_id       text,
+      message_type     text,
+      status           text        NOT NULL,
+      ack_code         text,
+      error            text,
+      raw              text        NOT NULL,
+      resources        jsonb,
+      ack              text
+    );
+    CREATE UNIQUE INDEX hl7_message_in_key_idx ON ${s}.hl7_message (sending_app, sending_facility, control_id) WHERE direction = 'in';
+    CREATE INDEX hl7_message_received_idx ON ${s}.hl7_message (received_at);
+    `,
+    // Extended statistics on the index tables: a parameter name mostly belongs to a few resource
+    // types and its values to it, so the planner must not multiply their selectivities as if they
+    // were independent (row estimates off by 100x+ misplan chained and _has searches, links-sql.ts).
+    `
+    CREATE STATISTICS ${s}.sp_token_stats ON resource_type, param, code FROM ${s}.sp_token;
+    CREATE STATISTICS ${s}.sp_reference_stats ON resource_type, param, target_type FROM ${s}.sp_reference;
+    CREATE STATISTICS ${s}.sp_string_stats ON resource_type, param FROM ${s}.sp_string;
+    CREATE STATISTICS ${s}.sp_date_stats ON resource_type, param FROM ${s}.sp_date;
+    CREATE STATISTICS ${s}.sp_number_stats ON resource_type, param FROM ${s}.sp_number;
+    CREATE STATISTICS ${s}.sp_quantity_stats ON resource_type, param, code FROM ${s}.sp_quantity;
+    CREATE STATISTICS ${s}.sp_uri_stats ON resource_type, param FROM ${s}.sp_uri;
+    CREATE STATISTICS ${s}.sp_composite_stats ON resource_type, param, c1_b FROM ${s}.sp_composite;
+    `,
   ];
 }
 
-export const INDEX_TABLES = ['sp_token', 'sp_string', 'sp_reference', 'sp_date', 'sp_number', 'sp_quantity', 'sp_uri'] as const;
+export const INDEX_TABLES = ['sp_token', 'sp_string', 'sp_reference', 'sp_date', 'sp_number', 'sp_quantity', 'sp_uri', 'sp_composite'] as const;
 export type IndexTable = (typeof INDEX_TABLES)[number];
 
 /** Column names of each index table after (rid, resource_type, param). */
@@ -105,6 +174,7 @@ export const INDEX_COLUMNS: Record<IndexTable, readonly string[]> = {
   sp_number: ['lo', 'hi'],
   sp_quantity: ['system', 'code', 'unit', 'lo', 'hi'],
   sp_uri: ['value'],
+  sp_composite: ['c1_a', 'c1_b', 'c1_c', 'c1_lo', 'c1_hi', 'c2_a', 'c2_b', 'c2_c', 'c2_lo', 'c2_hi', 'c3_a', 'c3_b', 'c3_c', 'c3_lo', 'c3_hi'],
 };
 
 /** PostgreSQL type of each index column, for unnest() casts in batched inserts. */
@@ -116,6 +186,7 @@ export const INDEX_COLUMN_TYPES: Record<IndexTable, readonly string[]> = {
   sp_number: ['numeric', 'numeric'],
   sp_quantity: ['text', 'text', 'text', 'numeric', 'numeric'],
   sp_uri: ['text'],
+  sp_composite: ['text', 'text', 'text', 'numeric', 'numeric', 'text', 'text', 'text', 'numeric', 'numeric', 'text', 'text', 'text', 'numeric', 'numeric'],
 };
 
 export function quoteIdent(name: string): string {

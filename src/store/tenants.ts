@@ -4,6 +4,7 @@
  */
 import type { Database } from './db.js';
 import { ResourceStore } from './resource-store.js';
+import { tenantSearchParameters } from '../search/tenant-params.js';
 
 export const DEFAULT_TENANT = 'default';
 
@@ -17,14 +18,20 @@ export class Tenants {
 
   constructor(readonly db: Database) {}
 
-  store(tenant: string = DEFAULT_TENANT): Promise<ResourceStore> {
+  /**
+   * The tenant's store, its custom search parameters loaded; on later calls they are re-checked
+   * when due (at most once a second: src/search/tenant-params.ts).
+   */
+  async store(tenant: string = DEFAULT_TENANT): Promise<ResourceStore> {
     let pending = this.stores.get(tenant);
     if (!pending) {
       const store = new ResourceStore(this.db, schemaForTenant(tenant));
-      pending = store.migrate().then(() => store);
+      pending = store.migrate().then(() => tenantSearchParameters(store).load()).then(() => store);
       pending.catch(() => this.stores.delete(tenant));
       this.stores.set(tenant, pending);
     }
-    return pending;
+    const store = await pending;
+    await tenantSearchParameters(store).refreshIfDue();
+    return store;
   }
 }

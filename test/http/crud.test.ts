@@ -261,7 +261,7 @@ describe.each(ENGINES)('REST interactions on %s', (engine) => {
       ['create', 'delete', 'history-instance', 'history-type', 'patch', 'read', 'search-type', 'update', 'vread'].sort(),
     );
     expect(p.searchParam.map((s: any) => s.name)).toEqual(expect.arrayContaining(['identifier', 'name', 'birthdate']));
-    expect(r.body.rest[0].interaction.map((i: any) => i.code).sort()).toEqual(['batch', 'history-system', 'transaction']);
+    expect(r.body.rest[0].interaction.map((i: any) => i.code).sort()).toEqual(['batch', 'history-system', 'search-system', 'transaction']);
   });
 
   it('health and readiness probes', async () => {

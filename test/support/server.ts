@@ -63,6 +63,7 @@ export async function startTestServer(engine: Engine, env: Record<string, string
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
+    MLLP_PORT: 'off', // HL7 v2 suites pass MLLP_PORT: '0'
     ...(dataDir ? { DATA_DIR: dataDir } : { DATABASE_URL: database!.url }),
     ...env,
   });

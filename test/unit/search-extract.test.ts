@@ -189,6 +189,10 @@ describe('extractIndexRows', () => {
       ['sp_date', 'date', '2021-03-04T08:15:00.000Z', '2021-03-04T08:15:00.999Z'],
       ['sp_quantity', 'value-quantity', ...quantity],
       ['sp_quantity', 'combo-value-quantity', ...quantity],
+      // composites (composite-extract.ts): code and value of the same element; CodeableConcept.text gives no row
+      ...['code-value-quantity', 'combo-code-value-quantity'].map((param): Row => [
+        'sp_composite', param, 'http://loinc.org', '29463-7', 'Body Weight', null, null, ...quantity, null, null, null, null, null,
+      ]),
     ];
     expect(sorted(flat(extractIndexRows(obs)))).toEqual(sorted(expected));
   });

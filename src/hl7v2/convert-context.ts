@@ -1,0 +1,160 @@
+/**
+ * What data type converters share: the mappings, the sender (for identifier systems and time
+ * zones), vocabulary look-ups, and the errors that become ERR segments.
+ */
+import type { Identifier, Resource } from 'fhir/r4.js';
+import { createRequire } from 'node:module';
+import type { FieldRule, MappingConfig, VocabularyEntry } from './mapping-config.js';
+import { comp, type Rep } from './parser.js';
+import { parseDtm, toFhirDate, toFhirDateTime, toFhirInstant } from './datetime.js';
+
+export interface ConvertContext {
+  config: MappingConfig;
+  /** Sending facility (MSH-4.1), else sending application (MSH-3.1). */
+  sender: string;
+  /** Zone of times sent without an offset (facilities.json). */
+  timezone: string;
+  /** Register a resource the message refers to (XCN → Practitioner): found or created by identifier. Returns its fullUrl. */
+  addResource(resource: Resource, identifier: Identifier): string;
+}
+
+/** A data error in a field: becomes AE with ERR naming the field (and component). */
+export class FieldError extends Error {
+  constructor(
+    /** HL7 table 0357 code. */
+    readonly code: string,
+    message: string,
+    readonly component?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A value whose FHIR type is decided by the data (SN → Quantity, Range, Ratio or string) for a value[x] target. */
+export class Typed {
+  constructor(
+    readonly type: string,
+    readonly value: unknown,
+  ) {}
+}
+
+export function lookup(ctx: ConvertContext, table: string, code: string): VocabularyEntry | undefined {
+  const vocabulary = ctx.config.vocabularies.get(table);
+  if (!vocabulary || code === '') return undefined;
+  const entry = vocabulary.map[code] ?? vocabulary.map[code.toUpperCase()];
+  if (entry === undefined) {
+    return vocabulary.passthrough ? { code, system: vocabulary.system } : undefined;
+  }
+  const e = typeof entry === 'string' ? { code: entry } : entry;
+  return { ...e, system: e.system ?? vocabulary.system };
+}
+
+/** A code through the rule's vocabulary (if any), honouring the rule's 'unmapped' policy. */
+export function mapCode(ctx: ConvertContext, rule: FieldRule, code: string, component?: number): VocabularyEntry | undefined {
+  if (code === '') return undefined;
+  if (!rule.vocabulary) return { code };
+  const entry = lookup(ctx, rule.vocabulary, code);
+  if (entry) return entry;
+  if (rule.unmapped === 'error') throw new FieldError('103', `'${code}' is not a known value (table ${rule.vocabulary})`, component);
+  if (rule.unmapped === 'keep') return { code };
+  return undefined;
+}
+
+export function codingSystem(ctx: ConvertContext, name: string): string | undefined {
+  if (name === '') return undefined;
+  const cs = ctx.config.codingSystems;
+  const known = cs.names[name] ?? cs.names[name.toUpperCase()];
+  if (known) return known;
+  for (const p of cs.patterns) if (p.regex.test(name)) return name.replace(p.regex, p.uri);
+  if (/^(https?:\/\/|urn:)\S+$/.test(name)) return name;
+  return undefined;
+}
+
+/** An HD (namespace id, universal id, universal id type) read from a repetition or a component's subcomponents. */
+export interface Hd {
+  namespace: string;
+  universalId: string;
+  universalIdType: string;
+}
+
+export function hdOf(rep: Rep | undefined): Hd {
+  return { namespace: comp(rep, 1), universalId: comp(rep, 2), universalIdType: comp(rep, 3) };
+}
+
+const fill = (template: string, values: Record<string, string>) => template.replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(values[k] ?? ''));
+
+/** Identifier.system for an assigning authority (mappings/identifier-systems.json). */
+export function identifierSystem(ctx: ConvertContext, hd: Hd): string {
+  const tables = ctx.config.identifierSystems;
+  const own = tables.facilities[ctx.sender];
+  const keys = [hd.namespace, hd.universalId].filter((k) => k !== '');
+  for (const key of keys) {
+    const mapped = own?.authorities?.[key] ?? tables.default.authorities?.[key];
+    if (mapped) return mapped;
+  }
+  const type = hd.universalIdType.toUpperCase();
+  if (hd.universalId && type === 'ISO' && /^[0-2](\.\d+)+$/.test(hd.universalId)) return `urn:oid:${hd.universalId}`;
+  if (hd.universalId && type === 'UUID') return `urn:uuid:${hd.universalId.toLowerCase()}`;
+  if (hd.universalId && (type === 'URI' || type === 'URL') && /^\S+:\S+$/.test(hd.universalId)) return hd.universalId;
+  const template = own?.authorityTemplate ?? tables.default.authorityTemplate ?? 'urn:carebridge:hl7v2:authority:{authority}';
+  if (keys.length > 0) return fill(template, { authority: keys[0]! });
+  const unscoped = own?.unscopedTemplate ?? tables.default.unscopedTemplate ?? 'urn:carebridge:hl7v2:sender:{sender}';
+  return fill(unscoped, { sender: ctx.sender });
+}
+
+// UCUM: a unit sent without a coding system is taken as UCUM when it is a valid UCUM expression.
+const require = createRequire(import.meta.url);
+let ucum: { validateUnitString(unit: string): { status: string } } | undefined;
+const ucumCache = new Map<string, boolean>();
+
+export function isUcum(unit: string): boolean {
+  let valid = ucumCache.get(unit);
+  if (valid === undefined) {
+    ucum ??= (require('@lhncbc/ucum-lhc') as { UcumLhcUtils: { getInstance(): NonNullable<typeof ucum> } }).UcumLhcUtils.getInstance();
+    try {
+      valid = ucum.validateUnitString(unit).status === 'valid';
+    } catch {
+      valid = false;
+    }
+    if (ucumCache.size < 10_000) ucumCache.set(unit, valid);
+  }
+  return valid;
+}
+
+/** Drop undefined, empty strings, empty arrays and empty objects (recursively). */
+export function clean<T>(value: T): T | undefined {
+  if (Array.isArray(value)) {
+    const items = value.map((v) => clean(v)).filter((v) => v !== undefined);
+    return (items.length ? items : undefined) as T | undefined;
+  }
+  if (value !== null && typeof value === 'object' && !(value instanceof Typed)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const c = clean(v);
+      if (c !== undefined) out[k] = c;
+    }
+    return (Object.keys(out).length ? out : undefined) as T | undefined;
+  }
+  if (value === '' || value === undefined || value === null) return undefined;
+  return value;
+}
+
+export function text(rep: Rep, c = 1): string {
+  return comp(rep, c).trim();
+}
+
+export function decimal(value: string, component?: number): number | undefined {
+  const v = value.trim();
+  if (v === '') return undefined;
+  if (!/^[+-]?(\d+(\.\d*)?|\.\d+)$/.test(v)) throw new FieldError('102', `'${v}' is not a number`, component);
+  return Number(v);
+}
+
+export function temporal(kind: 'date' | 'dateTime' | 'instant', value: string, ctx: ConvertContext, component?: number): string | undefined {
+  const v = value.trim();
+  if (v === '') return undefined;
+  const parsed = parseDtm(v);
+  if (!parsed) throw new FieldError('102', `'${v}' is not a valid date/time (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])`, component);
+  if (kind === 'date') return toFhirDate(parsed);
+  return kind === 'instant' ? toFhirInstant(parsed, ctx.timezone) : toFhirDateTime(parsed, ctx.timezone);
+}

@@ -1,0 +1,167 @@
+/**
+ * One received HL7 v2 message, start to end: parse, check the header, map to FHIR, then in ONE
+ * database transaction claim the message row (a duplicate MSH-10 gets its original ACK again
+ * and writes nothing), write the resources through the Writer and record the outcome; the ACK
+ * is returned only after that transaction committed.
+ *
+ * - AA: processed.
+ * - AE: the content could not be processed (a bad date, a missing PID, a resource that does not
+ *   validate): the message row is kept with status 'error', no resource is written.
+ * - AR: unreadable, unsupported type, version or missing MSH-10: row kept with status 'rejected'.
+ * - An internal failure (database down): AE 207 and nothing stored, so that a resend is
+ *   processed normally later.
+ */
+import type { Logger } from 'pino';
+import type { InteractionContext } from '../interactions/context.js';
+import { Writer } from '../interactions/writer.js';
+import type { Tenants } from '../store/tenants.js';
+import { DEFAULT_TENANT } from '../store/tenants.js';
+import { buildAck, refreshAck, V2DataError, type AckCode, type V2Issue } from './ack.js';
+import { applyPlan } from './apply.js';
+import type { Mapper, Plan } from './mapper.js';
+import { MessageLog } from './message-log.js';
+import { parseMessage, ParseError, peekHeader, readHeader, type Header, type Message, type Separators } from './parser.js';
+
+export interface InboundDeps {
+  tenants: Tenants;
+  mapper: Mapper;
+  logger: Logger;
+  /** FHIR base URL of the default tenant (for contexts; links are not written into resources). */
+  baseUrl: string;
+}
+
+interface Prepared {
+  separators: Separators;
+  header: Partial<Header>;
+  /** AR reason. */
+  rejection?: V2Issue;
+  /** AE reason found while mapping (nothing to write). */
+  dataIssue?: V2Issue;
+  plan?: Plan;
+}
+
+function describeLocation(issue: V2Issue): string {
+  const l = issue.location;
+  return l ? [l.segment, l.sequence, l.field, l.repetition, l.component].filter((x) => x !== undefined).join('^') : '';
+}
+
+function describe(issue: V2Issue): string {
+  const where = describeLocation(issue);
+  return `${where ? `${where} ` : ''}[${issue.code}] ${issue.text}`;
+}
+
+/** The charset of a message (MSH-18): ISO 8859-1 when it says so, UTF-8 otherwise (ASCII is both). */
+function charsetOf(payload: Buffer): BufferEncoding {
+  const firstLine = payload.subarray(0, Math.min(payload.length, 2048)).toString('latin1').split(/[\r\n]/, 1)[0] ?? '';
+  return /\|8859\/1(\||$|\^)/.test(firstLine) ? 'latin1' : 'utf8';
+}
+
+export class InboundHandler {
+  private readonly logs = new Map<string, MessageLog>();
+
+  constructor(private readonly deps: InboundDeps) {}
+
+  /** A framed payload in, the ACK payload out (same charset). */
+  async message(payload: Buffer): Promise<Buffer> {
+    const charset = charsetOf(payload);
+    return Buffer.from(await this.handleText(payload.toString(charset)), charset);
+  }
+
+  /** An AR for a frame that could not be taken (oversize or cut short); nothing is stored. */
+  unreadable(head: Buffer, reason: string): Buffer {
+    const charset = charsetOf(head);
+    const { separators, header } = peekHeader(head.toString(charset));
+    this.deps.logger.warn({ controlId: header.controlId, reason }, 'HL7 v2 frame rejected');
+    return Buffer.from(buildAck({ separators, header, code: 'AR', issue: { code: '207', text: reason } }), charset);
+  }
+
+  async handleText(raw: string): Promise<string> {
+    let prepared: Pick<Prepared, 'separators' | 'header'> = peekHeader(raw);
+    try {
+      const p = this.prepare(raw);
+      prepared = p;
+      return await this.commit(raw, p);
+    } catch (error) {
+      this.deps.logger.error({ err: error, controlId: prepared.header.controlId }, 'HL7 v2 message not processed (internal error)');
+      return buildAck({ ...prepared, code: 'AE', issue: { code: '207', text: 'Application internal error; please resend' } });
+    }
+  }
+
+  /** Parse, check and map: no database work. */
+  private prepare(raw: string): Prepared {
+    let msg: Message;
+    try {
+      msg = parseMessage(raw);
+    } catch (error) {
+      if (!(error instanceof ParseError)) throw error;
+      const { separators, header } = peekHeader(raw);
+      const [segment, sequence, field] = error.location ?? ['MSH', 1];
+      return { separators, header, rejection: { code: error.code, text: error.message, location: { segment, sequence, field } } };
+    }
+    const header = readHeader(msg);
+    const prepared: Prepared = { separators: msg.separators, header };
+    const mapper = this.deps.mapper;
+    const at = (field: number) => ({ segment: 'MSH', sequence: 1, field });
+    const structure = mapper.structureFor(header);
+    if (!header.controlId) {
+      prepared.rejection = { code: '101', text: 'MSH-10 (message control id) is required', location: at(10) };
+    } else if (!mapper.config.versions.includes(header.version)) {
+      prepared.rejection = { code: '203', text: `HL7 version '${header.version}' is not supported`, location: at(12) };
+    } else if (!structure) {
+      const knownCode = [...mapper.config.messages.keys()].some((k) => k.startsWith(`${header.messageCode}^`));
+      const type = `${header.messageCode}^${header.triggerEvent}`;
+      prepared.rejection = knownCode
+        ? { code: '201', text: `Event ${type} is not supported`, location: at(9) }
+        : { code: '200', text: `Message type ${type} is not supported`, location: at(9) };
+    } else {
+      try {
+        prepared.plan = mapper.map(msg, header, structure);
+      } catch (error) {
+        if (!(error instanceof V2DataError)) throw error;
+        prepared.dataIssue = error.issue;
+      }
+    }
+    return prepared;
+  }
+
+  private async commit(raw: string, p: Prepared): Promise<string> {
+    const store = await this.deps.tenants.store(DEFAULT_TENANT);
+    let log = this.logs.get(store.schema);
+    if (!log) this.logs.set(store.schema, (log = new MessageLog(store.schema)));
+    const messageLog = log;
+    const h = p.header;
+    const key = { sendingApp: h.sendingApp ?? '', sendingFacility: h.sendingFacility ?? '', controlId: h.controlId || undefined };
+    const messageType = [h.messageCode, h.triggerEvent].filter(Boolean).join('^');
+    const ack = (code: AckCode, issue?: V2Issue) => buildAck({ separators: p.separators, header: h, code, issue });
+    const ctx: InteractionContext = { store, baseUrl: this.deps.baseUrl };
+
+    const result = await store.db.transaction(async (tx) => {
+      const claim = await messageLog.claim(tx, key, messageType, raw);
+      if ('duplicate' in claim) {
+        if (!claim.duplicate.ack) throw new Error(`hl7_message ${claim.duplicate.id} has no ACK`);
+        return { ack: refreshAck(claim.duplicate.ack), status: 'duplicate', code: claim.duplicate.ackCode };
+      }
+      const finish = async (status: 'processed' | 'error' | 'rejected', code: AckCode, issue?: V2Issue, resources?: unknown) => {
+        const text = ack(code, issue);
+        await messageLog.finish(tx, claim.id, { status, ackCode: code, ack: text, error: issue ? describe(issue) : undefined, resources });
+        return { ack: text, status, code, issue };
+      };
+      if (p.rejection) return finish('rejected', 'AR', p.rejection);
+      if (p.dataIssue) return finish('error', 'AE', p.dataIssue);
+      await tx.query('SAVEPOINT hl7_resources');
+      try {
+        const written = await applyPlan(new Writer(ctx, tx), p.plan!);
+        return await finish('processed', 'AA', undefined, written);
+      } catch (error) {
+        if (!(error instanceof V2DataError)) throw error;
+        await tx.query('ROLLBACK TO SAVEPOINT hl7_resources');
+        return finish('error', 'AE', error.issue);
+      }
+    });
+    // Logged without the error text: it may quote patient data (the row keeps it).
+    const level = result.code === 'AA' ? 'debug' : 'info';
+    const issue = 'issue' in result ? result.issue : undefined;
+    this.deps.logger[level]({ controlId: h.controlId, type: messageType, status: result.status, ack: result.code, ...(issue ? { error: issue.code, at: describeLocation(issue) } : {}) }, 'HL7 v2 message');
+    return result.ack;
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Composite search parameters (search.html#composite): `code-value-quantity=http://loinc.org|8480-6$lt60`.
+ * The value has one part per component, separated by `$`; a resource matches when one element
+ * selected by the parameter's expression (the Observation itself, one Observation.component, one
+ * useContext...) has values matching every part. Index rows (composite-extract.ts, table
+ * sp_composite) hold one combination of component values of one element each, so a single row
+ * must meet all the parts (sql-conditions.ts), and values of different components are never mixed.
+ *
+ * Supported: composites whose expression is a union of plain paths (`Observation |
+ * Observation.component`) with up to three components of type token, string, reference, date,
+ * number, quantity or uri, each a simple path relative to the element or to `%resource`. The only
+ * modifier is :missing. Others are reported as unsupported by the parser.
+ */
+import { splitUnion, type SearchParamDef, type SearchParamType } from './parameters.js';
+import type { Condition, SearchFilter } from './query-types.js';
+
+export interface ComponentSpec {
+  type: SearchParamType;
+  /** relative to each element selected by the composite's expression, or starting with %resource */
+  expression: string;
+}
+
+export const MAX_COMPONENTS = 3;
+const COMPONENT_TYPES = new Set<SearchParamType>(['token', 'string', 'reference', 'date', 'number', 'quantity', 'uri']);
+const PLAIN_PATH = /^[A-Z][A-Za-z]*(\.[a-z][A-Za-z0-9]*)*$/;
+
+/**
+ * R4 4.0.1 errata: DocumentReference-relationship lists its components' definitions swapped
+ * (`relatesTo.code` points to the reference parameter, `relatesTo.target` to the token one).
+ */
+const SWAPPED_COMPONENT_TYPES = new Set(['http://hl7.org/fhir/SearchParameter/DocumentReference-relationship']);
+
+const specCache = new WeakMap<SearchParamDef, { branches: string[]; components: ComponentSpec[] } | null>();
+
+/**
+ * The base paths and components of a composite parameter, or undefined when it is not supported
+ * (see the header). `params`: the parameters of the composite's base type (where the component
+ * definitions are looked up by URL).
+ */
+export function compositeSpec(def: SearchParamDef, params: ReadonlyMap<string, SearchParamDef>): { branches: string[]; components: ComponentSpec[] } | undefined {
+  const cached = specCache.get(def);
+  if (cached !== undefined) return cached ?? undefined;
+  let result: { branches: string[]; components: ComponentSpec[] } | null = null;
+  const branches = def.expression ? splitUnion(def.expression) : [];
+  const comps = def.components ?? [];
+  if (branches.length > 0 && branches.every((b) => PLAIN_PATH.test(b) && b.split('.')[0] === def.base) && comps.length >= 1 && comps.length <= MAX_COMPONENTS) {
+    const byUrl = new Map<string, SearchParamDef>();
+    for (const p of params.values()) byUrl.set(p.url, p);
+    let types = comps.map((c) => byUrl.get(c.definition)?.type);
+    if (SWAPPED_COMPONENT_TYPES.has(def.url) && types.length === 2) types = [types[1], types[0]];
+    // each component relative to the element, or to the resource (%resource), not a mix
+    const anchored = comps.every((c) => new Set(splitUnion(c.expression).map((e) => e.startsWith('%resource.'))).size === 1);
+    if (anchored && types.every((t): t is SearchParamType => t !== undefined && COMPONENT_TYPES.has(t))) {
+      result = { branches, components: comps.map((c, i) => ({ type: types[i]!, expression: c.expression })) };
+    }
+  }
+  specCache.set(def, result);
+  return result ?? undefined;
+}
+
+/**
+ * Parses one component's value (without commas) as for a parameter of that type: its
+ * alternatives (usually one; a UCUM quantity may also match in canonical units).
+ */
+export type ComponentParser = (type: SearchParamType, value: string) => Condition[];
+
+/** Split on unescaped `$` (escapes are kept for the component parsers). */
+function splitDollar(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '\\' && i + 1 < s.length) {
+      cur += c + s[i + 1];
+      i++;
+    } else if (c === '$') {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  out.push(cur);
+  return out;
+}
+
+/**
+ * The filter of `key=value` for a supported composite parameter; `rawValues`: the comma-separated
+ * alternatives (escapes kept). `bad` makes the 400 for a malformed value.
+ */
+export function compositeFilter(
+  def: SearchParamDef,
+  spec: { components: ComponentSpec[] },
+  modifier: string | undefined,
+  rawValues: string[],
+  parseComponent: ComponentParser,
+  bad: (msg: string) => Error,
+): SearchFilter {
+  const source = { table: 'sp_composite' as const, indexParam: def.code };
+  if (modifier === 'missing') {
+    const anyOf = rawValues.map((v): Condition => {
+      if (v !== 'true' && v !== 'false') throw bad(`:missing takes true or false, got '${v}'`);
+      return { kind: 'missing', missing: v === 'true' };
+    });
+    return { code: def.code, type: 'composite', modifier, source, negate: false, anyOf };
+  }
+  const anyOf = rawValues.flatMap((v): Condition[] => {
+    const parts = splitDollar(v);
+    if (parts.length !== spec.components.length) {
+      throw bad(`a value of this composite parameter has ${spec.components.length} parts separated by '$' (${spec.components.map((c) => c.type).join('$')}), got '${v}'`);
+    }
+    // one alternative per combination of the parts' alternatives
+    let combos: Condition[][] = [[]];
+    parts.forEach((p, k) => {
+      if (p.length === 0) throw bad(`component ${k + 1} of '${v}' is empty`);
+      const alts = parseComponent(spec.components[k]!.type, p);
+      if (alts.length === 0) throw bad(`component ${k + 1} of '${v}' is not a valid ${spec.components[k]!.type}`);
+      combos = combos.flatMap((combo) => alts.map((a) => [...combo, a]));
+    });
+    return combos.map((parts) => ({ kind: 'composite', parts }));
+  });
+  return { code: def.code, type: 'composite', modifier, source, negate: false, anyOf };
+}
