@@ -11,6 +11,7 @@
  */
 import type { Reference, Resource } from 'fhir/r4.js';
 import { FhirError, preconditionFailed } from '../fhir/outcome.js';
+import { eachReference } from '../fhir/references.js';
 import { findMatches } from '../interactions/matching.js';
 import type { Writer, WriteOutcome } from '../interactions/writer.js';
 import { V2DataError } from './ack.js';
@@ -20,25 +21,6 @@ export interface WrittenResource {
   reference: string;
   versionId: number;
   outcome: WriteOutcome['kind'];
-}
-
-/** Visit every Reference.reference (any depth), letting fn replace it. */
-function eachReference(node: unknown, fn: (reference: string) => string | undefined): void {
-  if (Array.isArray(node)) {
-    for (const item of node) eachReference(item, fn);
-    return;
-  }
-  if (node === null || typeof node !== 'object') return;
-  const obj = node as Record<string, unknown>;
-  for (const key of Object.keys(obj)) {
-    const value = obj[key];
-    if (key === 'reference' && typeof value === 'string') {
-      const replaced = fn(value);
-      if (replaced !== undefined) obj.reference = replaced;
-    } else if (typeof value === 'object') {
-      eachReference(value, fn);
-    }
-  }
 }
 
 /** Entries ordered so that each comes after the entries it refers to. */

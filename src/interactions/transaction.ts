@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Binary, Bundle, BundleEntry, Resource } from 'fhir/r4.js';
 import { badRequest, FhirError, outcome, preconditionFailed } from '../fhir/outcome.js';
+import { eachReference } from '../fhir/references.js';
 import { bundleText, type BundleEntryText } from './bundle-json.js';
 import { etag, type InteractionContext, type InteractionResult } from './context.js';
 import { type EntryTarget, parseEntryUrl } from './entry-url.js';
@@ -72,25 +73,6 @@ function patchFormat(body: Resource): { format: PatchFormat; patch: unknown } {
     return { format: 'json-patch', patch: parseJson(Buffer.from(binary.data, 'base64').toString('utf8'), 'JSON Patch in the Binary') };
   }
   throw badRequest('a PATCH entry carries a FHIRPath Patch Parameters or a Binary with application/json-patch+json');
-}
-
-/** Visit every Reference.reference string in a resource (any depth), letting fn replace it. */
-function eachReference(node: unknown, fn: (reference: string) => string | undefined): void {
-  if (Array.isArray(node)) {
-    for (const item of node) eachReference(item, fn);
-    return;
-  }
-  if (node === null || typeof node !== 'object') return;
-  const obj = node as Record<string, unknown>;
-  for (const key in obj) {
-    const value = obj[key];
-    if (key === 'reference' && typeof value === 'string') {
-      const replaced = fn(value);
-      if (replaced !== undefined) obj.reference = replaced;
-    } else if (typeof value === 'object') {
-      eachReference(value, fn);
-    }
-  }
 }
 
 const isConditionalReference = (ref: string) => /^[A-Za-z]+\?/.test(ref);

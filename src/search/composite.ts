@@ -11,8 +11,10 @@
  * number, quantity or uri, each a simple path relative to the element or to `%resource`. The only
  * modifier is :missing. Others are reported as unsupported by the parser.
  */
+import { splitEscaped } from './escapes.js';
 import { splitUnion, type SearchParamDef, type SearchParamType } from './parameters.js';
 import type { Condition, SearchFilter } from './query-types.js';
+import { missingConditions } from './value-conditions.js';
 
 export interface ComponentSpec {
   type: SearchParamType;
@@ -64,24 +66,6 @@ export function compositeSpec(def: SearchParamDef, params: ReadonlyMap<string, S
  */
 export type ComponentParser = (type: SearchParamType, value: string) => Condition[];
 
-/** Split on unescaped `$` (escapes are kept for the component parsers). */
-function splitDollar(s: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '\\' && i + 1 < s.length) {
-      cur += c + s[i + 1];
-      i++;
-    } else if (c === '$') {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur);
-  return out;
-}
-
 /**
  * The filter of `key=value` for a supported composite parameter; `rawValues`: the comma-separated
  * alternatives (escapes kept). `bad` makes the 400 for a malformed value.
@@ -96,14 +80,10 @@ export function compositeFilter(
 ): SearchFilter {
   const source = { table: 'sp_composite' as const, indexParam: def.code };
   if (modifier === 'missing') {
-    const anyOf = rawValues.map((v): Condition => {
-      if (v !== 'true' && v !== 'false') throw bad(`:missing takes true or false, got '${v}'`);
-      return { kind: 'missing', missing: v === 'true' };
-    });
-    return { code: def.code, type: 'composite', modifier, source, negate: false, anyOf };
+    return { code: def.code, type: 'composite', modifier, source, negate: false, anyOf: missingConditions(rawValues, bad) };
   }
   const anyOf = rawValues.flatMap((v): Condition[] => {
-    const parts = splitDollar(v);
+    const parts = splitEscaped(v, '$'); // escapes kept for the component parsers
     if (parts.length !== spec.components.length) {
       throw bad(`a value of this composite parameter has ${spec.components.length} parts separated by '$' (${spec.components.map((c) => c.type).join('$')}), got '${v}'`);
     }

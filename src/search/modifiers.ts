@@ -1,5 +1,5 @@
 /**
- * Filters for the modifiers that need more than the plain value parsers of query-parse.ts
+ * Filters for the modifiers that need more than the plain value parsers of value-conditions.ts
  * (search.html#modifiers):
  *
  * - token `:below` / `:above` (`system|code`): the code and the codes it subsumes / that subsume
@@ -17,6 +17,7 @@
  * - reference `:below` / `:above` (an absolute URL): the reference's URL is the given one or
  *   under it at a '/' boundary / the given one or one of its '/'-prefixes, as for uri.
  */
+import { splitEscaped, unescape } from './escapes.js';
 import type { SearchParamDef } from './parameters.js';
 import type { Condition, SearchFilter } from './query-types.js';
 import { subsumedCodes, TerminologyError, valueSetExpansion } from './terminology.js';
@@ -24,28 +25,8 @@ import { subsumedCodes, TerminologyError, valueSetExpansion } from './terminolog
 export const TOKEN_MODIFIERS = ['below', 'above', 'in', 'not-in', 'of-type'];
 export const REFERENCE_MODIFIERS = ['below', 'above'];
 
-/** Split on unescaped `sep` (escapes kept). */
-function split(s: string, sep: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '\\' && i + 1 < s.length) {
-      cur += c + s[i + 1];
-      i++;
-    } else if (c === sep) {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur);
-  return out;
-}
-
-const unescape = (s: string) => (s.includes('\\') ? s.replace(/\\([\\,|$])/g, '$1') : s);
-
 function subsumption(v: string, direction: 'below' | 'above', bad: (m: string) => Error): Condition {
-  const parts = split(v, '|').map(unescape);
+  const parts = splitEscaped(v, '|').map(unescape);
   if (parts.length > 2) throw bad(`a token is [system]|[code], got '${unescape(v)}'`);
   if (parts.length === 1) return { kind: 'token', code: parts[0] };
   const [system, code] = parts as [string, string];
@@ -71,7 +52,7 @@ function inValueSet(v: string, bad: (m: string) => Error): Condition {
 }
 
 function ofType(v: string, bad: (m: string) => Error): Condition {
-  const parts = split(v, '|').map(unescape);
+  const parts = splitEscaped(v, '|').map(unescape);
   if (parts.length !== 3 || parts.some((p) => p.length === 0)) {
     throw bad(`:of-type takes [type system]|[type code]|[identifier value], all three required, got '${unescape(v)}'`);
   }

@@ -4,11 +4,13 @@
  * parameters, and recognised ones not implemented yet (_text, _content, _list, _filter, special
  * parameters...), are a 400 in strict mode; otherwise they are listed in `unknown` / `unsupported`
  * for the caller to report, and ignored. Chains and _has: chain.ts; composites: composite.ts;
- * :in / :not-in / :below / :above / :of-type: modifiers.ts.
+ * :in / :not-in / :below / :above / :of-type: modifiers.ts; one value of each type:
+ * value-conditions.ts; escapes: escapes.ts.
  */
 import { badRequest } from '../fhir/outcome.js';
 import { paramSupported, parseLinked } from './chain.js';
 import { compositeFilter, compositeSpec } from './composite.js';
+import { splitEscaped, unescape } from './escapes.js';
 import { TABLE_FOR_TYPE } from './extract.js';
 import { REFERENCE_MODIFIERS, TOKEN_MODIFIERS, modifierFilter } from './modifiers.js';
 import { isResourceType, searchParamsFor, type SearchParamDef, type SearchParamType } from './parameters.js';
@@ -16,13 +18,13 @@ import {
   MAX_COUNT,
   type Condition,
   type ParsedSearch,
-  type Prefix,
   type SearchFilter,
   type SearchOptions,
   type SortKey,
 } from './query-types.js';
 import { canonicalQuantitySearch } from './ucum.js';
-import { decimalRange, MAX_DATE, MIN_DATE, normalizeString, normForIndex, parseDate } from './values.js';
+import { dateCondition, missingConditions, numberCondition, quantityCondition, referenceCondition, tokenCondition } from './value-conditions.js';
+import { normalizeString, normForIndex } from './values.js';
 
 /** Result / control parameters: recognised, never "unknown". */
 const RESULT_PARAMS = new Set([
@@ -44,38 +46,6 @@ const MODIFIERS: Record<string, ReadonlySet<string>> = {
 };
 /** Modifiers of the spec this engine does not implement yet: a clear 400 rather than silently wrong results. */
 const LATER_MODIFIERS = new Set(['iterate', 'code-text', 'text-advanced']);
-
-const PREFIXES = new Set<Prefix>(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap']);
-const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
-
-// ---------------------------------------------------------------------------------------------
-// Escapes: '\,' '\|' '\$' '\\' (search.html#escaping)
-
-/** Split on unescaped `sep`, keeping escapes for the next level. */
-function splitEscaped(s: string, sep: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '\\' && i + 1 < s.length) {
-      cur += c + s[i + 1];
-      i++;
-    } else if (c === sep) {
-      out.push(cur);
-      cur = '';
-    } else {
-      cur += c;
-    }
-  }
-  out.push(cur);
-  return out;
-}
-
-function unescape(s: string): string {
-  return s.includes('\\') ? s.replace(/\\([\\,|$])/g, '$1') : s;
-}
-
-// ---------------------------------------------------------------------------------------------
 
 class Parser {
   readonly parsed: ParsedSearch;
@@ -234,7 +204,7 @@ class Parser {
     }
     if (code === '_lastUpdated') {
       if (modifier !== undefined) throw this.badModifier(code, key, modifier);
-      return { code, type: 'date', source: { column: 'last_updated' }, negate: false, anyOf: rawValues.map((v) => this.dateCondition(v, bad)) };
+      return { code, type: 'date', source: { column: 'last_updated' }, negate: false, anyOf: rawValues.map((v) => dateCondition(v, bad, this.options.now)) };
     }
 
     const table = TABLE_FOR_TYPE[def.type]!;
@@ -254,11 +224,7 @@ class Parser {
     }
 
     if (modifier === 'missing') {
-      const anyOf = rawValues.map((v): Condition => {
-        if (v !== 'true' && v !== 'false') throw bad(`:missing takes true or false, got '${v}'`);
-        return { kind: 'missing', missing: v === 'true' };
-      });
-      return { code, type: def.type, modifier, source: { table, indexParam }, negate: false, anyOf };
+      return { code, type: def.type, modifier, source: { table, indexParam }, negate: false, anyOf: missingConditions(rawValues, bad) };
     }
     const special = modifier === undefined ? undefined : modifierFilter(def, code, modifier, rawValues, bad);
     if (special) return special;
@@ -268,7 +234,7 @@ class Parser {
     switch (def.type) {
       case 'token':
         negate = modifier === 'not';
-        anyOf = rawValues.map((v) => (modifier === 'text' ? { kind: 'text', text: normalizeString(unescape(v)) } : this.tokenCondition(v, bad)));
+        anyOf = rawValues.map((v) => (modifier === 'text' ? { kind: 'text', text: normalizeString(unescape(v)) } : tokenCondition(v, bad)));
         break;
       case 'string':
         anyOf = rawValues.map((v): Condition => {
@@ -281,20 +247,20 @@ class Parser {
         if (modifier === 'identifier') {
           filterTable = 'sp_token';
           indexParam = `${code}:identifier`;
-          anyOf = rawValues.map((v) => this.tokenCondition(v, bad));
+          anyOf = rawValues.map((v) => tokenCondition(v, bad));
         } else {
-          anyOf = rawValues.map((v) => this.referenceCondition(unescape(v), typeModifier, bad));
+          anyOf = rawValues.map((v) => referenceCondition(unescape(v), typeModifier, bad));
         }
         break;
       case 'date':
-        anyOf = rawValues.map((v) => this.dateCondition(v, bad));
+        anyOf = rawValues.map((v) => dateCondition(v, bad, this.options.now));
         break;
       case 'number':
-        anyOf = rawValues.map((v) => this.numberCondition(unescape(v), bad));
+        anyOf = rawValues.map((v) => numberCondition(unescape(v), bad));
         break;
       case 'quantity':
         // UCUM quantities in convertible units are searched in canonical form (ucum.ts).
-        ({ indexParam, anyOf } = canonicalQuantitySearch(code, rawValues.map((v) => this.quantityCondition(v, bad))));
+        ({ indexParam, anyOf } = canonicalQuantitySearch(code, rawValues.map((v) => quantityCondition(v, bad))));
         break;
       case 'uri':
         anyOf = rawValues.map((v): Condition => {
@@ -317,7 +283,7 @@ class Parser {
     if (modifier !== undefined && modifier !== 'missing') throw this.badModifier(code, key, modifier);
     const parsePart = (type: SearchParamType, v: string): Condition[] => {
       // quantities as given: composite rows hold no canonical (UCUM) forms
-      if (type === 'quantity') return [this.quantityCondition(v, bad)];
+      if (type === 'quantity') return [quantityCondition(v, bad)];
       const part = { code, type, base: def.base, url: def.url } as SearchParamDef;
       return this.filter(part, code, key, undefined, v)?.anyOf ?? [];
     };
@@ -327,87 +293,6 @@ class Parser {
   private badModifier(code: string, key: string, modifier: string) {
     const later = LATER_MODIFIERS.has(modifier) ? ' is not supported yet' : ' is not a valid modifier';
     return badRequest(`Search parameter '${key}': modifier ':${modifier}'${later} for this parameter`, [code]);
-  }
-
-  private tokenCondition(v: string, bad: (m: string) => Error): Condition {
-    const parts = splitEscaped(v, '|');
-    if (parts.length === 1) return { kind: 'token', code: unescape(parts[0]!) };
-    if (parts.length > 2) throw bad(`a token is [system]|[code], got '${v}'`);
-    const system = unescape(parts[0]!);
-    const code = unescape(parts[1]!);
-    if (!system && !code) throw bad(`'|' needs a system or a code`);
-    return { kind: 'token', system: system || null, code: code || undefined };
-  }
-
-  private referenceCondition(v: string, typeModifier: string | undefined, bad: (m: string) => Error): Condition {
-    if (typeModifier) {
-      const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
-      if (m && m[1] === typeModifier) return { kind: 'reference', type: typeModifier, id: m[2] };
-      if (!ID_RE.test(v)) throw bad(`'${v}' is not a resource id`);
-      return { kind: 'reference', type: typeModifier, id: v };
-    }
-    if (/^[a-z][a-z0-9+.-]*:/.test(v)) {
-      const abs = /^(.*\/[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})\/_history\/([A-Za-z0-9\-.]{1,64})$/.exec(v);
-      if (abs) return { kind: 'reference', url: abs[1], version: abs[2] };
-      const bar = v.lastIndexOf('|');
-      if (bar > 0) return { kind: 'reference', url: v.slice(0, bar), ...(bar < v.length - 1 ? { version: v.slice(bar + 1) } : {}) };
-      return { kind: 'reference', url: v };
-    }
-    const rel = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/([A-Za-z0-9\-.]{1,64}))?$/.exec(v);
-    if (rel) return { kind: 'reference', type: rel[1], id: rel[2], ...(rel[3] ? { version: rel[3] } : {}) };
-    if (ID_RE.test(v)) return { kind: 'reference', id: v };
-    throw bad(`'${v}' is not a reference (Type/id, id or absolute URL)`);
-  }
-
-  private prefixed(v: string): [Prefix, string] {
-    const p = v.slice(0, 2);
-    if (/^[a-z]{2}/.test(p)) return [p as Prefix, v.slice(2)];
-    return ['eq', v];
-  }
-
-  private checkPrefix(prefix: string, v: string, bad: (m: string) => Error): asserts prefix is Prefix {
-    if (!PREFIXES.has(prefix as Prefix)) throw bad(`unknown prefix '${prefix}' in '${v}'`);
-  }
-
-  private dateCondition(raw: string, bad: (m: string) => Error): Condition {
-    const v = unescape(raw);
-    const [prefix, text] = this.prefixed(v);
-    this.checkPrefix(prefix, v, bad);
-    const d = parseDate(text);
-    if (!d) throw bad(`'${text}' is not a date (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][Z|±hh:mm])`);
-    if (prefix !== 'ap') return { kind: 'date', prefix, lo: d.lo, hi: d.hi };
-    // ap: widen by 10% of the distance between now and the searched date.
-    const now = (this.options.now ?? new Date()).getTime();
-    const gap = Math.abs(now - d.loMs) * 0.1;
-    const lo = d.loMs - gap;
-    const hi = d.hiMs + gap;
-    return {
-      kind: 'date',
-      prefix,
-      lo: lo <= Date.parse(MIN_DATE) ? MIN_DATE : new Date(Math.floor(lo)).toISOString(),
-      hi: hi >= Date.parse(MAX_DATE) ? MAX_DATE : new Date(Math.ceil(hi)).toISOString(),
-    };
-  }
-
-  private numberCondition(v: string, bad: (m: string) => Error): Condition & { kind: 'number' } {
-    const [prefix, text] = this.prefixed(v);
-    this.checkPrefix(prefix, v, bad);
-    const r = decimalRange(text);
-    if (!r) throw bad(`'${text}' is not a number`);
-    return { kind: 'number', prefix, value: r.value, lo: r.lo, hi: r.hi };
-  }
-
-  private quantityCondition(raw: string, bad: (m: string) => Error): Condition {
-    const parts = splitEscaped(raw, '|');
-    if (parts.length !== 1 && parts.length !== 3) throw bad(`a quantity is [prefix]number[|system|code], got '${unescape(raw)}'`);
-    const n = this.numberCondition(unescape(parts[0]!), bad);
-    if (parts.length === 3) {
-      const system = unescape(parts[1]!);
-      const code = unescape(parts[2]!);
-      if (system) n.system = system;
-      if (code) n.code = code;
-    }
-    return n;
   }
 }
 

@@ -28,6 +28,7 @@
 import { createRequire } from 'node:module';
 import { setQuantityCanonicalizer, type QuantityCanonicalizer } from './extract.js';
 import type { Condition } from './query-types.js';
+import { formatScaled } from './values.js';
 
 export const UCUM_SYSTEM = 'http://unitsofmeasure.org';
 
@@ -65,22 +66,11 @@ function parseDecimal(text: string): Decimal | undefined {
   return { big, scale };
 }
 
-function formatDecimal({ big, scale }: Decimal): string {
-  if (scale <= 0) return (big * 10n ** BigInt(-scale)).toString();
-  const neg = big < 0n;
-  let digits = (neg ? -big : big).toString();
-  if (digits.length <= scale) digits = '0'.repeat(scale - digits.length + 1) + digits;
-  const int = digits.slice(0, digits.length - scale);
-  const frac = digits.slice(digits.length - scale).replace(/0+$/, '');
-  const out = frac ? `${int}.${frac}` : int;
-  return neg && out !== '0' ? '-' + out : out;
-}
-
 /** `value` (a decimal string, or ±Infinity) times `factor`, as an exact decimal string. */
 function scale(value: string, factor: Decimal): string | undefined {
   if (value === 'Infinity' || value === '-Infinity') return value;
   const d = parseDecimal(value);
-  return d ? formatDecimal({ big: d.big * factor.big, scale: d.scale + factor.scale }) : undefined;
+  return d ? formatScaled(d.big * factor.big, d.scale + factor.scale) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,7 +110,7 @@ function lookup(code: string): { code: string; factor: Decimal } | null {
 /** The canonical unit of a UCUM code, or undefined when it has no factor conversion. */
 export function canonicalUnit(code: string): CanonicalUnit | undefined {
   const u = lookup(code);
-  return u ? { code: u.code, factor: formatDecimal(u.factor) } : undefined;
+  return u ? { code: u.code, factor: formatScaled(u.factor.big, u.factor.scale) } : undefined;
 }
 
 /**

@@ -173,8 +173,8 @@ export interface DecimalRange {
 
 const DECIMAL_RE = /^([+-]?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/;
 
-/** An exact decimal string for big × 10^-scale. */
-function formatScaled(big: bigint, scale: number): string {
+/** An exact decimal string for big × 10^-scale (also ucum.ts's unit conversions). */
+export function formatScaled(big: bigint, scale: number): string {
   if (scale <= 0) return (big * 10n ** BigInt(-scale)).toString();
   const neg = big < 0n;
   let digits = (neg ? -big : big).toString();

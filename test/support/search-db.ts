@@ -15,6 +15,8 @@ export const SCHEMA = 't_test';
 export interface Fixture {
   r: Resource;
   deleted?: boolean;
+  /** Default: one second after the previous fixture's, from 2024-01-01T00:00:01Z. */
+  lastUpdated?: string;
 }
 
 export async function createSearchDb(resources: Fixture[]): Promise<PGlite> {
@@ -22,11 +24,11 @@ export async function createSearchDb(resources: Fixture[]): Promise<PGlite> {
   await db.exec(`CREATE SCHEMA ${SCHEMA}`);
   for (const m of migrations(SCHEMA)) await db.exec(m);
   let n = 0;
-  for (const { r, deleted } of resources) {
+  for (const { r, deleted, lastUpdated } of resources) {
     n++;
     const res = await db.query<{ rid: number }>(
       `INSERT INTO ${SCHEMA}.resource (resource_type, id, version_id, last_updated, deleted, content) VALUES ($1, $2, 1, $3, $4, $5) RETURNING rid`,
-      [r.resourceType, r.id, new Date(Date.UTC(2024, 0, 1, 0, 0, n)).toISOString(), deleted ?? false, JSON.stringify(r)],
+      [r.resourceType, r.id, lastUpdated ?? new Date(Date.UTC(2024, 0, 1, 0, 0, n)).toISOString(), deleted ?? false, JSON.stringify(r)],
     );
     if (deleted) continue;
     const rid = res.rows[0]!.rid;

@@ -2,22 +2,19 @@
  * Search against a real PostgreSQL (PGlite, in-process). Expected id sets are worked out by hand
  * from the spec rules documented in src/search/query.ts, not taken from the engine's output.
  */
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import type { FhirResource as Resource } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FhirError } from '../../src/fhir/outcome.js';
-import { extractIndexRows } from '../../src/search/extract.js';
 import { buildCountSql, buildSearchSql, DEFAULT_COUNT, MAX_COUNT, parseSearch, type SearchOptions } from '../../src/search/query.js';
-import { INDEX_COLUMNS, migrations } from '../../src/store/schema.js';
+import { createSearchDb, fhirErrorOf, pairs, SCHEMA, type Fixture } from '../support/search-db.js';
 
-const SCHEMA = 't_test';
 let db: PGlite;
 
 const ucum = 'http://unitsofmeasure.org';
 const loinc = 'http://loinc.org';
 const mrn = 'http://hospital.example/mrn';
 
-const resources: Array<{ r: Resource; lastUpdated: string; deleted?: boolean }> = [
+const resources: Fixture[] = [
   {
     lastUpdated: '2024-01-01T00:00:00Z',
     r: {
@@ -129,40 +126,12 @@ const resources: Array<{ r: Resource; lastUpdated: string; deleted?: boolean }> 
 ];
 
 beforeAll(async () => {
-  db = new PGlite();
-  await db.exec(`CREATE SCHEMA ${SCHEMA}`);
-  for (const m of migrations(SCHEMA)) await db.exec(m);
-  for (const { r, lastUpdated, deleted } of resources) {
-    const res = await db.query<{ rid: number }>(
-      `INSERT INTO ${SCHEMA}.resource (resource_type, id, version_id, last_updated, deleted, content) VALUES ($1, $2, 1, $3, $4, $5) RETURNING rid`,
-      [r.resourceType, r.id, lastUpdated, deleted ?? false, JSON.stringify(r)],
-    );
-    const rid = res.rows[0]!.rid;
-    for (const row of extractIndexRows(r)) {
-      const cols = INDEX_COLUMNS[row.table];
-      const ph = cols.map((_, i) => `$${i + 4}`).join(', ');
-      await db.query(`INSERT INTO ${SCHEMA}.${row.table} (rid, resource_type, param, ${cols.join(', ')}) VALUES ($1, $2, $3, ${ph})`, [
-        rid,
-        r.resourceType,
-        row.param,
-        ...row.values,
-      ]);
-    }
-  }
+  db = await createSearchDb(resources);
 });
 
 afterAll(async () => {
   await db?.close();
 });
-
-/** 'a=1&b=2' → pairs, without URL decoding (so '+' and '|' stay as written). */
-function pairs(query: string): Array<[string, string]> {
-  if (!query) return [];
-  return query.split('&').map((kv) => {
-    const eq = kv.indexOf('=');
-    return [kv.slice(0, eq), kv.slice(eq + 1)];
-  });
-}
 
 const NOW = new Date('2000-01-01T00:00:00Z');
 
@@ -173,16 +142,6 @@ async function ids(type: string, query: string, options: Partial<SearchOptions> 
   return res.rows.map((r) => r.id);
 }
 const set = async (type: string, query: string, options: Partial<SearchOptions> = {}) => (await ids(type, query, options)).sort();
-
-function badRequestOf(fn: () => unknown): FhirError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FhirError);
-    return e as FhirError;
-  }
-  throw new Error('expected a FhirError');
-}
 
 describe('token', () => {
   it('matches code, system|code, |code and system|', async () => {
@@ -414,21 +373,21 @@ describe('errors and unknown parameters', () => {
       ['_sort=nosuchparam', '_sort'],
       ['_total=all', '_total'],
     ] as const) {
-      const e = badRequestOf(() => parse(q));
+      const e = fhirErrorOf(() => parse(q));
       expect(e.status, q).toBe(400);
       expect(e.issues[0]!.expression, q).toEqual([param]);
     }
-    const e = badRequestOf(() => parseSearch('Observation', pairs('value-quantity=abc'), { strict: false }));
+    const e = fhirErrorOf(() => parseSearch('Observation', pairs('value-quantity=abc'), { strict: false }));
     expect(e.issues[0]!.expression).toEqual(['value-quantity']);
     // a core value set over LOINC, which is not in the package (search-modifiers.test.ts has the rest)
-    expect(badRequestOf(() => parseSearch('Observation', pairs('code:in=http://hl7.org/fhir/ValueSet/observation-codes'), { strict: false })).message).toMatch(
+    expect(fhirErrorOf(() => parseSearch('Observation', pairs('code:in=http://hl7.org/fhir/ValueSet/observation-codes'), { strict: false })).message).toMatch(
       /cannot be expanded/,
     );
-    expect(badRequestOf(() => parseSearch('Observation', pairs('patient:Group=g1'), { strict: false })).status).toBe(400);
+    expect(fhirErrorOf(() => parseSearch('Observation', pairs('patient:Group=g1'), { strict: false })).status).toBe(400);
   });
 
   it('unknown parameters: 400 when strict, reported otherwise', async () => {
-    const e = badRequestOf(() => parse('foo=bar'));
+    const e = fhirErrorOf(() => parse('foo=bar'));
     expect(e.status).toBe(400);
     expect(e.issues[0]!.expression).toEqual(['foo']);
     const lenient = parse('foo=bar&foo:exact=x&gender=male', false);
@@ -456,9 +415,9 @@ describe('errors and unknown parameters', () => {
       ['_has:Observation:subject:_text=1', '_has'],
       ['_text=x', '_text'],
     ] as const) {
-      expect(badRequestOf(() => parse(q)).issues[0]!.expression, q).toEqual([param]);
+      expect(fhirErrorOf(() => parse(q)).issues[0]!.expression, q).toEqual([param]);
     }
     expect(parse('_count=5&_total=accurate&_summary=count&_format=json&_pretty=true').unsupported).toEqual([]);
-    expect(badRequestOf(() => parseSearch('Observation', pairs('code-value-quantity=x'), { strict: true })).status).toBe(400); // composite
+    expect(fhirErrorOf(() => parseSearch('Observation', pairs('code-value-quantity=x'), { strict: true })).status).toBe(400); // composite
   });
 });

@@ -1,0 +1,27 @@
+/**
+ * Walking the references of a resource. Both the transaction Bundle (fullUrl and conditional
+ * references → Type/id) and HL7 v2 inbound (write order, urn:uuid → Type/id, merges) rewrite
+ * references in place; they share this one walk so they agree on what counts as a reference.
+ */
+
+/**
+ * Visit every Reference.reference string (any depth, including contained resources and
+ * extensions), letting fn replace it: a string return value replaces it, undefined keeps it.
+ */
+export function eachReference(node: unknown, fn: (reference: string) => string | undefined): void {
+  if (Array.isArray(node)) {
+    for (const item of node) eachReference(item, fn);
+    return;
+  }
+  if (node === null || typeof node !== 'object') return;
+  const obj = node as Record<string, unknown>;
+  for (const key of Object.keys(obj)) {
+    const value = obj[key];
+    if (key === 'reference' && typeof value === 'string') {
+      const replaced = fn(value);
+      if (replaced !== undefined) obj.reference = replaced;
+    } else if (typeof value === 'object') {
+      eachReference(value, fn);
+    }
+  }
+}
