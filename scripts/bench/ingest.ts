@@ -15,25 +15,26 @@ import pg from 'pg';
 import type { Bundle, BundleEntry } from 'fhir/r4.js';
 import {
   adminQuery,
+  cpuBetween,
   createScratchDatabase,
-  DEFAULT_ADMIN_URL,
   defaultCorpusDir,
   formatTable,
-  cpuBetween,
   listProcesses,
   loadCorpus,
+  localPgUrl,
   machineBusySeconds,
-  postgresProcesses,
-  processTree,
   onInterrupt,
   parseArgs,
   percentile,
+  positiveArg,
+  postgresProcesses,
+  processTree,
   replicate,
   REPO_ROOT,
   runConcurrent,
-  startServerChild,
   type ScratchDatabase,
   type ServerChild,
+  startServerChild,
 } from './lib.js';
 
 const WARM_UP_BUNDLES = 2;
@@ -90,14 +91,8 @@ function options(): Options {
   }
   const engine = (args.get('engine') as string | undefined) ?? 'postgres';
   if (engine !== 'postgres' && engine !== 'pglite') throw new Error(`--engine must be postgres or pglite (got '${engine}')`);
-  const positive = (name: string, fallback: number) => {
-    const v = (args.get(name) as number | undefined) ?? fallback;
-    if (v < 1) throw new Error(`--${name} must be at least 1`);
-    return v;
-  };
-  const adminUrl = (args.get('pg-url') as string | undefined) ?? DEFAULT_ADMIN_URL;
-  const host = new URL(adminUrl).hostname;
-  if (host !== '127.0.0.1' && host !== 'localhost' && host !== '::1' && host !== '[::1]') throw new Error(`--pg-url must point at this machine (got host '${host}')`);
+  const positive = (name: string, fallback: number) => positiveArg(args, name, fallback);
+  const adminUrl = localPgUrl(args);
   const cpuProf = args.get('cpu-prof') as string | undefined;
   return {
     corpus: resolve((args.get('corpus') as string | undefined) ?? defaultCorpusDir()),

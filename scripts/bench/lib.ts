@@ -532,3 +532,18 @@ export class BundleReplicator {
     });
   }
 }
+
+/** A numeric option that must be at least 1. */
+export function positiveArg(args: Map<string, string | number | boolean>, name: string, fallback: number): number {
+  const v = (args.get(name) as number | undefined) ?? fallback;
+  if (v < 1) throw new Error(`--${name} must be at least 1`);
+  return v;
+}
+
+/** The --pg-url option (default: the local server); benchmarks only ever target this machine. */
+export function localPgUrl(args: Map<string, string | number | boolean>): string {
+  const url = (args.get('pg-url') as string | undefined) ?? DEFAULT_ADMIN_URL;
+  const host = new URL(url).hostname;
+  if (host !== '127.0.0.1' && host !== 'localhost' && host !== '::1' && host !== '[::1]') throw new Error(`--pg-url must point at this machine (got host '${host}')`);
+  return url;
+}

@@ -19,26 +19,27 @@ import {
   adminQuery,
   BundleReplicator,
   cpuBetween,
-  DEFAULT_ADMIN_URL,
   defaultCorpusDir,
   formatTable,
   hashedInt,
   listProcesses,
   loadCorpus,
+  localPgUrl,
   machineBusySeconds,
   onInterrupt,
   parseArgs,
   percentile,
+  positiveArg,
   postgresProcesses,
-  processTree,
   prng,
+  processTree,
+  type ProcInfo,
   REPO_ROOT,
   runConcurrent,
   runFor,
+  type ServerChild,
   startServerChild,
   withDatabase,
-  type ProcInfo,
-  type ServerChild,
 } from './lib.js';
 import { carebridgeSearchSql, type GeneratedSql } from './search-sql.js';
 
@@ -92,14 +93,8 @@ function options(): Options {
     );
     process.exit(0);
   }
-  const positive = (name: string, fallback: number) => {
-    const v = (args.get(name) as number | undefined) ?? fallback;
-    if (v < 1) throw new Error(`--${name} must be at least 1`);
-    return v;
-  };
-  const adminUrl = (args.get('pg-url') as string | undefined) ?? DEFAULT_ADMIN_URL;
-  const host = new URL(adminUrl).hostname;
-  if (host !== '127.0.0.1' && host !== 'localhost' && host !== '::1' && host !== '[::1]') throw new Error(`--pg-url must point at this machine (got host '${host}')`);
+  const positive = (name: string, fallback: number) => positiveArg(args, name, fallback);
+  const adminUrl = localPgUrl(args);
   const keepDb = args.get('keep-db') as string | undefined;
   const reuseDb = args.get('reuse-db') as string | undefined;
   if (keepDb && reuseDb) throw new Error('--keep-db and --reuse-db exclude each other');
