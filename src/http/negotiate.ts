@@ -8,6 +8,8 @@ const FORMAT_ALIASES = new Set(['json', 'application/json', 'application/fhir+js
 
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
+const NUL_ESCAPE = /(?<!\\)(?:\\\\)*\\u0000/;
+
 function mediaType(header: string | undefined): string | undefined {
   return header?.split(';')[0]?.trim().toLowerCase() || undefined;
 }
@@ -43,5 +45,10 @@ export function readBody(req: Request, allowed: BodyKind[] = ['fhir']): { kind: 
   const raw = req.body;
   const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : typeof raw === 'string' ? raw : '';
   if (text.trim() === '') throw new FhirError(400, { severity: 'error', code: 'required', diagnostics: 'The request body is empty' });
+  // FHIR strings may not contain U+0000 and PostgreSQL text cannot store it: refuse it up front
+  // (a raw NUL byte, or a \u0000 escape not itself preceded by an escaped backslash).
+  if (text.includes('\0') || NUL_ESCAPE.test(text)) {
+    throw new FhirError(400, { severity: 'error', code: 'invalid', diagnostics: 'The request body contains a NUL character (U+0000), which FHIR strings may not contain' });
+  }
   return { kind, value: parseJson(text) };
 }

@@ -299,6 +299,10 @@ class Parser {
 /** Parse a search on `resourceType` from its query parameters, in order. */
 export function parseSearch(resourceType: string, params: Array<[string, string]>, options: SearchOptions): ParsedSearch {
   const parser = new Parser(resourceType, options);
-  for (const [key, value] of params) parser.add(key, value);
+  for (const [key, value] of params) {
+    // PostgreSQL text cannot hold U+0000: such a value can match nothing and must not reach SQL.
+    if (key.includes('\0') || value.includes('\0')) throw badRequest(`Search parameter '${key}' contains a NUL character`, [key.replace(/\0/g, '')]);
+    parser.add(key, value);
+  }
   return parser.parsed;
 }

@@ -218,6 +218,14 @@ describe.each(ENGINES)('REST interactions on %s', (engine) => {
     expect(badRef.status).toBe(400);
     expect(badRef.body.issue.flatMap((i: any) => i.expression ?? [])).toContain('Observation.subject.reference');
 
+    // U+0000 cannot be stored (PostgreSQL text) and is not a FHIR string character: 400, not 500.
+    const nul = await call(t.base, 'POST', '/Patient', '{"resourceType":"Patient","name":[{"family":"a\\u0000b"}]}');
+    expect(nul.status).toBe(400);
+    expect(nul.body.resourceType).toBe('OperationOutcome');
+    const nulSearch = await call(t.base, 'GET', '/Patient?family=%00x');
+    expect(nulSearch.status).toBe(400);
+    expect(nulSearch.body.issue[0].expression).toEqual(['family']);
+
     expect((await call(t.base, 'DELETE', '/Patient')).status).toBe(400); // conditional delete needs a condition
     expect((await call(t.base, 'PATCH', '/Patient/abc', 'x', { 'content-type': 'text/plain' })).status).toBe(415);
   });
