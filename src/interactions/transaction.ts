@@ -45,10 +45,11 @@ const where = (e: { index: number }) => `Bundle.entry[${e.index}]`;
 function parseEntry(raw: BundleEntry, index: number, baseUrl: string): Entry {
   const at = `Bundle.entry[${index}]`;
   try {
-    const method = raw.request?.method?.toUpperCase() as Method | undefined;
+    const rawMethod: unknown = raw.request?.method;
+    const method = typeof rawMethod === 'string' ? (rawMethod.toUpperCase() as Method) : undefined;
     if (!method || !(method in ORDER)) throw badRequest('request.method must be GET, HEAD, POST, PUT, PATCH or DELETE', [`${at}.request.method`]);
-    const url = raw.request?.url;
-    if (!url) throw badRequest('request.url is required', [`${at}.request.url`]);
+    const url: unknown = raw.request?.url;
+    if (typeof url !== 'string' || url === '') throw badRequest('request.url is required', [`${at}.request.url`]);
     const target = parseEntryUrl(url, baseUrl);
     const needsBody = method === 'POST' || method === 'PUT' || method === 'PATCH';
     if (needsBody && !raw.resource) throw badRequest(`a ${method} entry needs a resource`, [`${at}.resource`]);
@@ -259,6 +260,10 @@ export async function processBundle(ctx: InteractionContext, body: unknown, pref
     throw badRequest(`Bundle.type must be 'transaction' or 'batch' (got '${bundle.type}')`, ['Bundle.type']);
   }
   const raw = bundle.entry ?? [];
+  if (!Array.isArray(raw)) throw badRequest('Bundle.entry must be an array', ['Bundle.entry']);
+  raw.forEach((e, i) => {
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) throw badRequest('a Bundle entry must be an object', [`Bundle.entry[${i}]`]);
+  });
   let entries: BundleEntryText[];
   if (bundle.type === 'transaction') {
     entries = await runTransaction(ctx, raw.map((e, i) => parseEntry(e, i, ctx.baseUrl)), prefer);

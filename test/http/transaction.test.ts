@@ -129,6 +129,12 @@ describe.each(ENGINES)('Bundles on %s', (engine) => {
     expect(stale.status).toBe(412);
     expect((await call(t.base, 'GET', '/Patient/tx-new-1')).status).toBe(404);
     expect((await call(t.base, 'POST', '', { resourceType: 'Bundle', type: 'collection' })).status).toBe(400);
+    const badRequests = [{ request: { method: 42, url: 'Patient' } }, { request: { method: 'GET', url: 7 } }, { request: 'GET Patient' }];
+    for (const entry of [[null], 'x', [[]], [42], ...badRequests.map((e) => [e])]) {
+      const malformed = await call(t.base, 'POST', '', { resourceType: 'Bundle', type: 'transaction', entry });
+      expect(malformed.status).toBe(400);
+      expect(malformed.body.resourceType).toBe('OperationOutcome');
+    }
     expect((await call(t.base, 'POST', '', { resourceType: 'Patient' })).status).toBe(400);
   });
 
