@@ -6,6 +6,8 @@ export interface Config {
   host: string;
   databaseUrl?: string;
   redisUrl?: string;
+  /** Key prefix of the job queues in Redis (several deployments can share one Redis). */
+  redisPrefix: string;
   dataDir: string;
   logLevel: string;
   /** Public base URL written into links; derived from each request when unset. */
@@ -45,6 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST || '0.0.0.0',
     databaseUrl,
     redisUrl: env.REDIS_URL || undefined,
+    redisPrefix: env.REDIS_PREFIX || 'carebridge',
     dataDir: env.DATA_DIR || './data',
     logLevel: env.LOG_LEVEL || 'info',
     baseUrl: env.BASE_URL ? env.BASE_URL.replace(/\/+$/, '') : undefined,

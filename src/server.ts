@@ -10,6 +10,7 @@ import { stopReindexJobs } from './search/reindex-job.js';
 import { openDatabase } from './store/engines.js';
 import type { Database } from './store/db.js';
 import { DEFAULT_TENANT, Tenants } from './store/tenants.js';
+import { startSubscriptions, type SubscriptionService } from './subscriptions/index.js';
 
 export interface RunningServer {
   port: number;
@@ -28,10 +29,14 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
   let server: Server | undefined;
   let mllp: MllpListener | undefined;
+  let subscriptions: SubscriptionService | undefined;
   try {
     const tenants = new Tenants(db);
     await tenants.store(DEFAULT_TENANT);
     warmUpValidators();
+    // Outbox relay and job workers (rest-hook Subscriptions): src/subscriptions/index.ts.
+    subscriptions = await startSubscriptions({ db, tenants, config, logger });
+    const subscriptionService = subscriptions;
     let accepting = true;
     const app = createApp({ config, tenants, logger, isReady: () => accepting });
     server = await new Promise<Server>((resolve, reject) => {
@@ -60,6 +65,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
           await Promise.all([drained, mllpListener?.close(config.shutdownTimeoutMs)]);
           clearTimeout(timer);
           await stopReindexJobs(db); // background jobs stop after their current batch
+          await subscriptionService.close(); // relay stops, workers finish their current job
           await db.close();
         })();
         return closing;
@@ -68,6 +74,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   } catch (error) {
     await mllp?.close(0);
     server?.close();
+    await subscriptions?.close();
     await db.close();
     throw error;
   }

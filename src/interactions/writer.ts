@@ -15,6 +15,8 @@ import type { CurrentVersion, NewVersion, StoredVersion } from '../store/resourc
 import type { InteractionContext } from './context.js';
 import { findMatches, normalizeQuery } from './matching.js';
 import { fromStored, nextTimestamp, stamp } from './resource-json.js';
+import { recordChanges } from '../subscriptions/outbox.js';
+import { activateRequested, checkSubscription, SUBSCRIPTION } from '../subscriptions/validate.js';
 
 export type WriteKind = 'created' | 'updated' | 'deleted' | 'unchanged' | 'existing';
 
@@ -51,6 +53,7 @@ export class Writer {
     const failed = () => issues.some((i) => i.severity === 'error' || i.severity === 'fatal');
     if (expectedType === SEARCH_PARAMETER && !failed()) issues.push(...searchParameterIssues(resource as SearchParameter));
     if (failed()) throw new FhirError(400, issues);
+    if (expectedType === SUBSCRIPTION) checkSubscription(resource as Resource, this.registry);
     return resource as Resource;
   }
 
@@ -62,6 +65,8 @@ export class Writer {
   /** Write many first versions at once (batched SQL): the ingest path of transactions. */
   async insertPrepared(versions: NewVersion[]): Promise<void> {
     await this.ctx.store.insertNew(this.tx, versions);
+    // The outbox row of each version, in this transaction (one statement for the batch).
+    await recordChanges(this.tx, this.ctx.store.schema, versions.map((v) => ({ resourceType: v.resourceType, id: v.id, versionId: v.versionId, action: 'create' as const })));
     if (versions.some((v) => v.resourceType === SEARCH_PARAMETER)) await tenantSearchParameters(this.ctx.store).bump(this.tx);
   }
 
@@ -86,6 +91,7 @@ export class Writer {
     }
     const next = this.version(resource, id, current.versionId + 1, current.lastUpdated);
     await this.ctx.store.replaceCurrent(this.tx, current, next);
+    await recordChanges(this.tx, this.ctx.store.schema, [{ resourceType: next.resourceType, id, versionId: next.versionId, action: current.deleted ? 'create' : 'update' }]);
     if (resource.resourceType === SEARCH_PARAMETER) await tenantSearchParameters(this.ctx.store).bump(this.tx);
     return { kind: current.deleted ? 'created' : 'updated', version: next, resource: next.resource };
   }
@@ -119,6 +125,7 @@ export class Writer {
       indexRows: [],
     };
     await this.ctx.store.replaceCurrent(this.tx, current, next);
+    await recordChanges(this.tx, this.ctx.store.schema, [{ resourceType, id, versionId: next.versionId, action: 'delete' }]);
     if (resourceType === SEARCH_PARAMETER) await tenantSearchParameters(this.ctx.store).bump(this.tx);
     return { kind: 'deleted', version: next };
   }
@@ -147,7 +154,7 @@ export class Writer {
   }
 
   private version(resource: Resource, id: string, versionId: number, previousUpdated?: string): NewVersion & { resource: Resource } {
-    const stamped = stamp(resource, id, versionId, nextTimestamp(this.now, previousUpdated));
+    const stamped = stamp(activateRequested(resource), id, versionId, nextTimestamp(this.now, previousUpdated));
     return {
       resourceType: stamped.resourceType,
       id,

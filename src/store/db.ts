@@ -16,6 +16,11 @@ export interface Database extends SqlClient {
   readonly engine: 'postgres' | 'pglite';
   /** Run fn in one database transaction (READ COMMITTED); retried on deadlock/serialization failure. */
   transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
+  /**
+   * LISTEN on a channel (NOTIFYs arrive after their transaction commits); resolves to an
+   * unlisten function. Best effort: callers must also poll.
+   */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   /** Run several statements at once (migrations). */
   exec(sql: string): Promise<void>;
   close(): Promise<void>;

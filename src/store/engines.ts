@@ -27,7 +27,10 @@ export class PostgresDatabase implements Database {
   readonly engine = 'postgres' as const;
   private readonly pool: pg.Pool;
 
-  constructor(connectionString: string, poolSize = 10) {
+  constructor(
+    private readonly connectionString: string,
+    poolSize = 10,
+  ) {
     this.pool = new pg.Pool({ connectionString, max: poolSize });
     // An idle client's error (server restart) must not crash the process; the pool drops it.
     this.pool.on('error', () => undefined);
@@ -40,6 +43,20 @@ export class PostgresDatabase implements Database {
 
   async exec(sql: string): Promise<void> {
     await this.pool.query(sql);
+  }
+
+  /** A dedicated connection (not from the pool, which it would hold forever). */
+  async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+    const client = new pg.Client({ connectionString: this.connectionString });
+    client.on('error', () => undefined); // lost connection: the caller's polling still runs
+    client.on('notification', (n) => {
+      if (n.channel === channel) onPayload(n.payload ?? '');
+    });
+    await client.connect();
+    await client.query(`LISTEN ${channel}`);
+    return async () => {
+      await client.end().catch(() => undefined);
+    };
   }
 
   transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
@@ -102,6 +119,10 @@ export class PgliteDatabase implements Database {
 
   async exec(sql: string): Promise<void> {
     await this.db.exec(sql);
+  }
+
+  async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+    return this.db.listen(channel, onPayload);
   }
 
   transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {

@@ -159,6 +159,28 @@ export function migrations(schema: string): string[] {
     CREATE STATISTICS ${s}.sp_uri_stats ON resource_type, param FROM ${s}.sp_uri;
     CREATE STATISTICS ${s}.sp_composite_stats ON resource_type, param, c1_b FROM ${s}.sp_composite;
     `,
+    // Transactional outbox (src/subscriptions/outbox.ts): one row per written version, in the writing
+    // transaction. tx is the writer's transaction id: the relay reads in (tx, seq) order and only
+    // below the oldest running transaction, so a late commit of a lower seq is never skipped.
+    `
+    CREATE TABLE ${s}.change_event (
+      seq           bigserial   PRIMARY KEY,
+      tx            xid8        NOT NULL DEFAULT pg_current_xact_id(),
+      resource_type text        NOT NULL,
+      id            text        NOT NULL,
+      version_id    integer     NOT NULL,
+      action        text        NOT NULL CHECK (action IN ('create', 'update', 'delete')),
+      occurred_at   timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX change_event_tx_seq_idx ON ${s}.change_event (tx, seq);
+    CREATE TABLE ${s}.outbox_cursor (
+      name       text        PRIMARY KEY,
+      tx         xid8        NOT NULL DEFAULT '0',
+      seq        bigint      NOT NULL DEFAULT 0,
+      updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    INSERT INTO ${s}.outbox_cursor (name) VALUES ('relay');
+    `,
   ];
 }
 

@@ -1,0 +1,162 @@
+/**
+ * The outbox relay: at-least-once, in (tx, seq) order, never skipping a lower seq committed late,
+ * and with several relays on one database each event enqueued once.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { JobInfo, JobOptions, JobQueue } from '../../src/jobs/queue.js';
+import type { Database } from '../../src/store/db.js';
+import { openDatabase } from '../../src/store/engines.js';
+import { ResourceStore } from '../../src/store/resource-store.js';
+import { recordChanges, type ChangeRecord } from '../../src/subscriptions/outbox.js';
+import { pruneRelayed, relayBatch, type ChangeJob } from '../../src/subscriptions/relay.js';
+import { createTestDatabase, ENGINES } from '../support/server.js';
+
+const SCHEMA = 'tenant_default';
+
+/** Records what the relay enqueues. */
+class RecordingQueue implements JobQueue {
+  readonly kind = 'memory' as const;
+  readonly jobs: Array<{ data: ChangeJob; opts?: JobOptions }> = [];
+  failNext = false;
+  async add<T>(name: string, data: T, opts?: JobOptions): Promise<void> {
+    await this.addBulk(name, [{ data, opts }]);
+  }
+  async addBulk<T>(_name: string, jobs: Array<{ data: T; opts?: JobOptions }>): Promise<void> {
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('queue down');
+    }
+    this.jobs.push(...(jobs as Array<{ data: ChangeJob; opts?: JobOptions }>));
+  }
+  process(): void {}
+  async listFailed(): Promise<JobInfo[]> {
+    return [];
+  }
+  async retry(): Promise<boolean> {
+    return false;
+  }
+  async close(): Promise<void> {}
+}
+
+const change = (id: string, versionId = 1): ChangeRecord => ({ resourceType: 'Patient', id, versionId, action: versionId === 1 ? 'create' : 'update' });
+
+async function drain(db: Database, queue: JobQueue): Promise<void> {
+  while ((await relayBatch(db, SCHEMA, queue, 50)) > 0);
+}
+
+describe.each(ENGINES)('outbox relay on %s', (engine) => {
+  let db: Database;
+  let dropDb: (() => Promise<void>) | undefined;
+  let url: string | undefined;
+
+  beforeAll(async () => {
+    if (engine === 'postgres') {
+      const created = await createTestDatabase();
+      url = created.url;
+      dropDb = created.drop;
+      db = await openDatabase({ databaseUrl: url, poolSize: 6 });
+    } else {
+      db = await openDatabase({});
+    }
+    await new ResourceStore(db, SCHEMA).migrate();
+    // A subscription watching Patient: only watched types become jobs.
+    const sub = { resourceType: 'Subscription', id: 's1', status: 'active', criteria: 'Patient?name=x', channel: { type: 'rest-hook', endpoint: 'http://127.0.0.1:9/' } };
+    await db.query(`INSERT INTO ${SCHEMA}.resource (resource_type, id, version_id, last_updated, content) VALUES ('Subscription', 's1', 1, now(), $1)`, [JSON.stringify(sub)]);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await dropDb?.();
+  });
+
+  it('relays committed events once, in order, and re-relays a batch whose enqueue failed', async () => {
+    const q = new RecordingQueue();
+    await drain(db, q);
+    q.jobs.length = 0;
+    await db.transaction((tx) => recordChanges(tx, SCHEMA, [change('a'), change('b'), change('a', 2)]));
+    await expect(db.transaction(async (tx) => {
+      await recordChanges(tx, SCHEMA, [change('rolled-back')]);
+      throw new Error('abort');
+    })).rejects.toThrow('abort');
+    q.failNext = true;
+    await expect(relayBatch(db, SCHEMA, q)).rejects.toThrow('queue down'); // cursor not advanced
+    await drain(db, q);
+    expect(q.jobs.map((j) => `${j.data.id}/${j.data.versionId}/${j.data.action}`)).toEqual(['a/1/create', 'b/1/create', 'a/2/update']);
+    const seqs = q.jobs.map((j) => Number(j.data.seq));
+    expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    expect(q.jobs.map((j) => j.opts?.jobId)).toEqual(q.jobs.map((j) => `default.${j.data.seq}`));
+    await drain(db, q);
+    expect(q.jobs).toHaveLength(3);
+  });
+
+  it('passes over events of types no subscription watches', async () => {
+    const q = new RecordingQueue();
+    await drain(db, q);
+    q.jobs.length = 0;
+    await db.transaction((tx) =>
+      recordChanges(tx, SCHEMA, [{ resourceType: 'Encounter', id: 'e1', versionId: 1, action: 'create' }, change('watched'), { resourceType: 'Observation', id: 'o1', versionId: 1, action: 'create' }]),
+    );
+    await drain(db, q);
+    expect(q.jobs.map((j) => j.data.id)).toEqual(['watched']);
+    const cursor = await db.query<{ seq: string }>(`SELECT seq FROM ${SCHEMA}.outbox_cursor`);
+    const max = await db.query<{ seq: string }>(`SELECT max(seq) AS seq FROM ${SCHEMA}.change_event`);
+    expect(String(cursor.rows[0]!.seq)).toBe(String(max.rows[0]!.seq));
+  });
+
+  it('prunes relayed events only', async () => {
+    const q = new RecordingQueue();
+    await drain(db, q);
+    await db.transaction((tx) => recordChanges(tx, SCHEMA, [change('kept-until-relayed')]));
+    expect(await pruneRelayed(db, SCHEMA, '0 seconds')).toBeGreaterThan(0);
+    const left = await db.query<{ id: string }>(`SELECT id FROM ${SCHEMA}.change_event`);
+    expect(left.rows.map((r) => r.id)).toEqual(['kept-until-relayed']);
+    await drain(db, q);
+    expect(q.jobs.map((j) => j.data.id)).toEqual(['kept-until-relayed']);
+  });
+
+  it.runIf(engine === 'postgres')('does not skip a lower seq committed after a higher one', async () => {
+    const q = new RecordingQueue();
+    await drain(db, q);
+    q.jobs.length = 0;
+    const a = new pg.Client({ connectionString: url });
+    await a.connect();
+    try {
+      await a.query('BEGIN');
+      await recordChanges({ query: async (sql, params) => { const r = await a.query(sql, params as unknown[]); return { rows: r.rows, rowCount: r.rowCount ?? 0 }; } }, SCHEMA, [change('early-seq-late-commit')]);
+      // Another transaction takes a higher seq and commits first.
+      await db.transaction((tx) => recordChanges(tx, SCHEMA, [change('late-seq-early-commit')]));
+      await drain(db, q);
+      expect(q.jobs).toHaveLength(0); // held back while the older transaction runs
+      await a.query('COMMIT');
+    } finally {
+      await a.end();
+    }
+    await drain(db, q);
+    expect(q.jobs.map((j) => j.data.id)).toEqual(['early-seq-late-commit', 'late-seq-early-commit']);
+  });
+
+  it.runIf(engine === 'postgres')('several relays at once enqueue each event exactly once', async () => {
+    const q = new RecordingQueue();
+    await drain(db, q);
+    q.jobs.length = 0;
+    const writers = Array.from({ length: 8 }, (_, w) =>
+      (async () => {
+        for (let i = 0; i < 25; i++) await db.transaction((tx) => recordChanges(tx, SCHEMA, [change(`w${w}-${i}`)]));
+      })(),
+    );
+    let writing = true;
+    const relays = Array.from({ length: 3 }, async () => {
+      while (writing) {
+        await relayBatch(db, SCHEMA, q, 20);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    });
+    await Promise.all(writers);
+    writing = false;
+    await Promise.all(relays);
+    await drain(db, q);
+    const ids = q.jobs.map((j) => j.data.id);
+    expect(ids).toHaveLength(200);
+    expect(new Set(ids).size).toBe(200);
+  });
+});
