@@ -8,12 +8,20 @@
  * written before it; its urn:uuid references then become Type/id. Conditional writes hold the
  * Writer's condition locks to the end of the transaction, so concurrent messages about the same
  * patient never create it twice.
+ *
+ * Usually (applyBatched) every identity is resolved before anything is written — conditions
+ * locked in sorted order and matched, stable ids looked up — so all new resources go in with one
+ * batched insert; a reference to a resource that already exists is not locked (it is never
+ * written). When one entry's condition could find what another entry of the same message writes
+ * (two orders with the same number), entries are written one after the other (applySequential).
  */
-import type { Reference, Resource } from 'fhir/r4.js';
+import { randomUUID } from 'node:crypto';
+import type { Identifier, Reference, Resource } from 'fhir/r4.js';
 import { FhirError, preconditionFailed } from '../fhir/outcome.js';
 import { eachReference } from '../fhir/references.js';
-import { findMatches } from '../interactions/matching.js';
+import { findMatches, normalizeQuery } from '../interactions/matching.js';
 import type { Writer, WriteOutcome } from '../interactions/writer.js';
+import type { NewVersion, StoredVersion } from '../store/resource-store.js';
 import { V2DataError } from './ack.js';
 import type { MergePlan, Plan, PlanEntry } from './mapper.js';
 
@@ -72,9 +80,26 @@ async function updateKeeping(w: Writer, resource: Resource, query: string, prese
 }
 
 export async function applyPlan(w: Writer, plan: Plan): Promise<WrittenResource[]> {
+  const order = writeOrder(plan.entries);
+  const batched = canBatch(order) ? await applyBatched(w, order) : undefined;
+  const { written, resolved } = batched ?? (await applySequential(w, order));
+  for (const merge of plan.merges) written.push(...(await applyMerge(w, merge, resolved.get(merge.survivorUrl)!)));
+  return written;
+}
+
+/** A Writer error while writing an entry as the HL7 error of the entry's segment. */
+function entryError(e: PlanEntry, error: unknown): unknown {
+  if (!(error instanceof FhirError)) return error;
+  // 400: the mapped resource is invalid; 412: its identifier matches several resources.
+  const code = error.status === 412 ? '205' : error.status === 400 ? '102' : '207';
+  return new V2DataError({ code, text: `${e.origin.segment} → ${e.resource.resourceType}: ${error.message}`, location: e.origin });
+}
+
+/** One entry after the other, each through the Writer's own interaction (the general path). */
+async function applySequential(w: Writer, order: PlanEntry[]): Promise<{ written: WrittenResource[]; resolved: Map<string, string> }> {
   const resolved = new Map<string, string>();
   const written: WrittenResource[] = [];
-  for (const e of writeOrder(plan.entries)) {
+  for (const e of order) {
     // A copy: the transaction may be retried (deadlock), and the plan must stay as mapped.
     const resource = structuredClone(e.resource);
     eachReference(resource, (ref) => (ref.startsWith('urn:uuid:') ? resolved.get(ref) : undefined));
@@ -82,19 +107,137 @@ export async function applyPlan(w: Writer, plan: Plan): Promise<WrittenResource[
     try {
       out = await writeEntry(w, e, resource);
     } catch (error) {
-      if (error instanceof FhirError) {
-        // 400: the mapped resource is invalid; 412: its identifier matches several resources.
-        const code = error.status === 412 ? '205' : error.status === 400 ? '102' : '207';
-        throw new V2DataError({ code, text: `${e.origin.segment} → ${resource.resourceType}: ${error.message}`, location: e.origin });
-      }
-      throw error;
+      throw entryError(e, error);
     }
     const v = out.version!;
     resolved.set(e.fullUrl, `${v.resourceType}/${v.id}`);
     written.push({ reference: `${v.resourceType}/${v.id}`, versionId: v.versionId, outcome: out.kind });
   }
-  for (const merge of plan.merges) written.push(...(await applyMerge(w, merge, resolved.get(merge.survivorUrl)!)));
-  return written;
+  return { written, resolved };
+}
+
+const tokenEscape = (s: string) => s.replace(/[\\,|$]/g, (c) => `\\${c}`);
+const identifierTokens = (resource: Resource) =>
+  ((resource as { identifier?: Identifier[] }).identifier ?? []).map((i) => `${resource.resourceType}:${tokenEscape(i.system ?? '')}|${tokenEscape(i.value ?? '')}`);
+
+/**
+ * Whether the entries can be resolved all at once, before anything is written: no entry's
+ * condition (or id) may find a resource another entry of the same message writes. Sequentially, a
+ * later condition would see the earlier entry's new resource; resolved up front it would not.
+ */
+function canBatch(order: PlanEntry[]): boolean {
+  const ids = new Set<string>();
+  const owners = new Map<string, PlanEntry>();
+  for (const e of order) {
+    if (e.identity.kind === 'id') {
+      const key = `${e.resource.resourceType}/${e.identity.id}`;
+      if (ids.has(key)) return false;
+      ids.add(key);
+    }
+    for (const t of identifierTokens(e.resource)) owners.set(t, e);
+  }
+  for (const e of order) {
+    if (e.identity.kind !== 'conditional') continue;
+    if (!e.identity.query.startsWith('identifier=') || e.identity.query.includes('&')) return false;
+    const list = decodeURIComponent(e.identity.query.slice('identifier='.length));
+    for (const token of list.split(/(?<!\\),/)) {
+      const owner = owners.get(`${e.resource.resourceType}:${token}`);
+      if (owner && owner !== e) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * The same writes with fewer statements: every identity is resolved first (conditions locked in a
+ * stable order, then matched; stable ids looked up), so each entry's final id is known and
+ * references can be rewritten before anything is written; then all new resources go in with one
+ * batched insert (one statement for the rows, one per index table) and the updates one by one.
+ */
+async function applyBatched(w: Writer, order: PlanEntry[]): Promise<{ written: WrittenResource[]; resolved: Map<string, string> }> {
+  const store = w.ctx.store;
+  type Decision = { kind: 'new'; id: string } | { kind: 'update'; id: string; match?: StoredVersion } | { kind: 'existing'; version: StoredVersion };
+  const decisions = new Map<PlanEntry, Decision>();
+  const conditional = order
+    .filter((e) => e.identity.kind === 'conditional')
+    .map((e) => ({ e, key: `${e.resource.resourceType}?${normalizeQuery((e.identity as { query: string }).query)}` }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const { e } of conditional) {
+    const identity = e.identity as Extract<PlanEntry['identity'], { kind: 'conditional' }>;
+    let matches: StoredVersion[];
+    try {
+      // A reference to a resource that already exists (the attending doctor of every visit) needs
+      // no lock: it is never written. Only when it is missing is the condition locked and matched
+      // again before creating it, so concurrent messages do not serialise on shared references.
+      matches = identity.mode === 'reference' ? await findMatches(w.tx, store.schema, e.resource.resourceType, identity.query, 2, w.registry) : [];
+      if (matches.length !== 1) {
+        matches = await w.lockAndMatch(e.resource.resourceType, identity.query, identity.mode === 'reference' ? 'If-None-Exist' : 'conditional update');
+      }
+      if (matches.length > 1) throw preconditionFailed(`The condition '${identity.query}' matches ${matches.length} resources`);
+    } catch (error) {
+      throw entryError(e, error);
+    }
+    const match = matches[0];
+    if (!match) decisions.set(e, { kind: 'new', id: randomUUID() });
+    else if (identity.mode === 'reference') decisions.set(e, { kind: 'existing', version: match });
+    else decisions.set(e, { kind: 'update', id: match.id, match });
+  }
+  for (const e of order) {
+    if (e.identity.kind === 'create') decisions.set(e, { kind: 'new', id: randomUUID() });
+    if (e.identity.kind !== 'id') continue;
+    const current = await store.current(w.tx, e.resource.resourceType, e.identity.id, true);
+    decisions.set(e, current ? { kind: 'update', id: e.identity.id } : { kind: 'new', id: e.identity.id });
+  }
+
+  const resolved = new Map<string, string>();
+  for (const e of order) {
+    const d = decisions.get(e)!;
+    resolved.set(e.fullUrl, `${e.resource.resourceType}/${d.kind === 'existing' ? d.version.id : d.id}`);
+  }
+  const created: Array<NewVersion> = [];
+  const outcomes = new Map<PlanEntry, WrittenResource>();
+  const updates: Array<{ e: PlanEntry; resource: Resource; id: string }> = [];
+  for (const e of order) {
+    const d = decisions.get(e)!;
+    if (d.kind === 'existing') {
+      outcomes.set(e, { reference: `${d.version.resourceType}/${d.version.id}`, versionId: d.version.versionId, outcome: 'existing' });
+      continue;
+    }
+    // A copy: the transaction may be retried (deadlock), and the plan must stay as mapped.
+    let resource = structuredClone(e.resource);
+    eachReference(resource, (ref) => (ref.startsWith('urn:uuid:') ? resolved.get(ref) : undefined));
+    try {
+      resource = w.check(resource, resource.resourceType);
+    } catch (error) {
+      throw entryError(e, error);
+    }
+    if (d.kind === 'new') {
+      const v = w.prepareCreate(resource, d.id);
+      created.push(v);
+      outcomes.set(e, { reference: `${v.resourceType}/${v.id}`, versionId: v.versionId, outcome: 'created' });
+      continue;
+    }
+    const preserve = e.identity.kind === 'conditional' ? e.identity.preserve : undefined;
+    if (preserve && d.match?.content) {
+      const stored = JSON.parse(d.match.content) as Record<string, unknown>;
+      const merged: Record<string, unknown> = { ...resource };
+      for (const key of preserve) if (merged[key] === undefined && stored[key] !== undefined) merged[key] = stored[key];
+      resource = merged as unknown as Resource;
+    }
+    updates.push({ e, resource: { ...resource, id: d.id }, id: d.id });
+  }
+  if (created.length > 0) await w.insertPrepared(created);
+  for (const u of updates) {
+    let out: WriteOutcome;
+    try {
+      out = await w.update(u.resource, u.id);
+    } catch (error) {
+      throw entryError(u.e, error);
+    }
+    const v = out.version!;
+    outcomes.set(u.e, { reference: `${v.resourceType}/${v.id}`, versionId: v.versionId, outcome: out.kind });
+  }
+  return { written: order.map((e) => outcomes.get(e)!), resolved };
 }
 
 /**

@@ -67,7 +67,8 @@ export function units(rep: Rep, ctx: ConvertContext): Partial<Quantity> | undefi
   const label = text(rep, 2);
   if (!code && !label) return undefined;
   const declared = codingSystem(ctx, text(rep, 3));
-  const system = declared ?? (code && isUcum(code) ? UCUM : undefined);
+  // A bare number ('43^mg/hr': a local unit code) is valid UCUM syntax but never meant as a unit.
+  const system = declared ?? (code && !/^\d+$/.test(code) && isUcum(code) ? UCUM : undefined);
   return clean({ unit: label || code, system, code: system ? code : undefined });
 }
 

@@ -118,6 +118,7 @@ class MessageMapping {
   }
 
   private produce(rule: ResourceRule, scope: Scope, trigger: Segment): void {
+    if (rule.into) return this.produceElement(rule, rule.into, scope);
     const maps = rule.maps.map((id) => this.config.segmentMaps.get(id)!);
     const resourceType = maps[0]!.resourceType;
     const resource = { resourceType } as Record<string, unknown>;
@@ -146,6 +147,28 @@ class MessageMapping {
       if (target) setPath(target.resource as unknown as Record<string, unknown>, path, { reference: entry.fullUrl });
     }
     this.latest.set(entry.name, entry);
+  }
+
+  /** A rule with 'into': an element of an earlier resource (Appointment.participant from AIP…). */
+  private produceElement(rule: ResourceRule, into: { name: string; path?: string }, scope: Scope): void {
+    const target = this.latest.get(into.name);
+    if (!target) return;
+    const element: Record<string, unknown> = {};
+    for (const id of rule.maps) {
+      const map = this.config.segmentMaps.get(id)!;
+      if (scope.get(map.segment)) this.applyMap(element, map, scope);
+    }
+    for (const [path, name] of Object.entries(rule.links ?? {})) {
+      const linked = this.latest.get(name);
+      if (linked) setPath(element, path, { reference: linked.fullUrl });
+    }
+    if (Object.keys(element).length === 0) return;
+    const resource = target.resource as unknown as Record<string, unknown>;
+    if (into.path) return setPath(resource, into.path, element);
+    for (const [key, value] of Object.entries(element)) {
+      const existing = resource[key];
+      resource[key] = Array.isArray(existing) && Array.isArray(value) ? [...existing, ...value] : value;
+    }
   }
 
   private applyMap(resource: Record<string, unknown>, map: SegmentMap, scope: Scope): void {

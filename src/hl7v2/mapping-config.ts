@@ -86,6 +86,13 @@ export interface ResourceRule {
   identity?: Identity[];
   /** Conditional update: elements of the stored resource kept when the message does not give them (a merge's Patient.link). */
   preserve?: string[];
+  /**
+   * No resource of its own: the maps build an element that goes into the latest resource of this
+   * name, at `path` ('participant[]' appends, 'dosageInstruction[0]' merges) or, without a path,
+   * merged into the resource itself (arrays appended, other elements replaced). `links` then
+   * apply to the element.
+   */
+  into?: { name: string; path?: string };
 }
 
 export interface MergeRule {
@@ -216,8 +223,12 @@ function checkConfig(config: MappingConfig, structures: MessageStructure[]): voi
     }
   }
   for (const structure of structures) {
+    const names = new Set<string>();
     for (const r of structure.resources) {
+      if (r.into && !names.has(r.into.name)) fail(`a rule for ${r.segment} goes into ${r.into.name}, which no earlier rule of its structure produces`);
+      if (!r.into) names.add(r.name ?? config.segmentMaps.get(r.maps[0] ?? '')?.resourceType ?? '');
       for (const id of r.maps) if (!config.segmentMaps.has(id)) fail(`unknown segment map ${id}`);
+      if (r.into && (r.identity || r.backlinks || r.preserve)) fail(`a rule for ${r.segment} into ${r.into.name} cannot have identity, backlinks or preserve`);
     }
   }
 }
