@@ -17,6 +17,18 @@ let cached: { key: string; statement: CapabilityStatement } | undefined;
 export function capabilityStatement(baseUrl: string, supported: SupportedInteractions, version: string): CapabilityStatement {
   const key = `${baseUrl}|${version}`;
   if (cached?.key === key) return cached.statement;
+  // _revinclude values per target type: every reference parameter of every type that can point at it.
+  const revIncludes = new Map<string, string[]>();
+  for (const source of resourceTypes()) {
+    for (const p of searchParamsFor(source).values()) {
+      if (p.type !== 'reference') continue;
+      for (const target of p.targets ?? []) {
+        let list = revIncludes.get(target);
+        if (!list) revIncludes.set(target, (list = []));
+        list.push(`${source}:${p.code}`);
+      }
+    }
+  }
   const resources: CapabilityStatementRestResource[] = resourceTypes().map((type) => ({
     type: type as CapabilityStatementRestResource['type'],
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
@@ -29,8 +41,10 @@ export function capabilityStatement(baseUrl: string, supported: SupportedInterac
     conditionalUpdate: true,
     conditionalDelete: 'single',
     referencePolicy: ['literal', 'logical', 'local'],
+    searchInclude: [...searchParamsFor(type).values()].filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`),
+    searchRevInclude: revIncludes.get(type) ?? [],
     searchParam: [...searchParamsFor(type).values()]
-      .filter((p) => p.type !== 'composite' && p.type !== 'special')
+      .filter((p) => p.type !== 'special')
       .map((p) => ({ name: p.code, definition: p.url, type: p.type as 'token' })),
     operation: supported.typeOperations,
   }));

@@ -269,6 +269,10 @@ describe.each(ENGINES)('REST interactions on %s', (engine) => {
       ['create', 'delete', 'history-instance', 'history-type', 'patch', 'read', 'search-type', 'update', 'vread'].sort(),
     );
     expect(p.searchParam.map((s: any) => s.name)).toEqual(expect.arrayContaining(['identifier', 'name', 'birthdate']));
+    expect(p.searchInclude).toEqual(expect.arrayContaining(['Patient:general-practitioner', 'Patient:organization']));
+    expect(p.searchRevInclude).toEqual(expect.arrayContaining(['Observation:subject', 'Encounter:patient']));
+    const obs = r.body.rest[0].resource.find((x: any) => x.type === 'Observation');
+    expect(obs.searchParam.find((s: any) => s.name === 'code-value-quantity')?.type).toBe('composite');
     expect(r.body.rest[0].interaction.map((i: any) => i.code).sort()).toEqual(['batch', 'history-system', 'search-system', 'transaction']);
   });
 
