@@ -3,18 +3,14 @@
  * searches over HTTP. Expected values are worked out by hand from the fixtures.
  */
 import { describe, expect, it } from 'vitest';
-import { call, ENGINES, useTestServer } from '../support/server.js';
+import { call, ENGINES, searchResources, useTestServer } from '../support/server.js';
 import { fixture, sendOne, setField, withControlId } from './mllp-client.js';
 
 const GHH_MRN = 'http://goodhealth.example.org/fhir/sid/mrn';
 const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
 const ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
 
-async function search(base: string, query: string): Promise<any[]> {
-  const r = await call(base, 'GET', `/${query}`);
-  expect(r.status, query).toBe(200);
-  return (r.body.entry ?? []).map((e: { resource: unknown }) => e.resource);
-}
+const search = searchResources;
 
 describe.each(ENGINES)('HL7 v2 ADT on %s', (engine) => {
   const t = useTestServer(engine, { MLLP_PORT: '0' });

@@ -1,17 +1,13 @@
 /** ORM^O01, ORU^R01 and OML^O21 over MLLP: orders, reports based on them, observation value types. */
 import { describe, expect, it } from 'vitest';
-import { call, ENGINES, useTestServer } from '../support/server.js';
+import { call, ENGINES, searchResources, useTestServer } from '../support/server.js';
 import { fixture, sendOne, setField, withControlId } from './mllp-client.js';
 
 const LOINC = 'http://loinc.org';
 const UCUM = 'http://unitsofmeasure.org';
 const SENDER = 'urn:carebridge:hl7v2:sender:SomeSystem';
 
-async function search(base: string, query: string): Promise<any[]> {
-  const r = await call(base, 'GET', `/${query}`);
-  expect(r.status, query).toBe(200);
-  return (r.body.entry ?? []).map((e: { resource: unknown }) => e.resource);
-}
+const search = searchResources;
 
 const byIdentifier = (type: string, system: string, value: string) => `${type}?identifier=${encodeURIComponent(`${system}|${value}`)}`;
 

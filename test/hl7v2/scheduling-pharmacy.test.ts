@@ -5,7 +5,7 @@
  * are worked out by hand from the fixtures.
  */
 import { describe, expect, it } from 'vitest';
-import { call, ENGINES, useTestServer } from '../support/server.js';
+import { call, ENGINES, searchResources, useTestServer } from '../support/server.js';
 import { fixture, sendOne, setField, withControlId } from './mllp-client.js';
 
 const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
@@ -13,11 +13,7 @@ const GHH_SENDER = 'urn:carebridge:hl7v2:sender:GHHSFacility';
 const GHH_PATIENT = 'http://ghh.example.org/fhir/sid/patient-id';
 const UCUM = 'http://unitsofmeasure.org';
 
-async function search(base: string, query: string): Promise<any[]> {
-  const r = await call(base, 'GET', `/${query}`);
-  expect(r.status, query).toBe(200);
-  return (r.body.entry ?? []).map((e: { resource: unknown }) => e.resource);
-}
+const search = searchResources;
 
 const byIdentifier = (type: string, system: string, value: string) => `${type}?identifier=${encodeURIComponent(`${system}|${value}`)}`;
 

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/server.js';
@@ -119,4 +119,11 @@ export async function call(
     parsed = undefined;
   }
   return { status: res.status, headers: res.headers, body: parsed, text };
+}
+
+/** GET a search and return the resources of its entries (asserting 200). */
+export async function searchResources(base: string, query: string): Promise<any[]> {
+  const r = await call(base, 'GET', `/${query}`);
+  expect(r.status, query).toBe(200);
+  return (r.body.entry ?? []).map((e: { resource: unknown }) => e.resource);
 }
