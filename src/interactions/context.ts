@@ -3,6 +3,7 @@
  * Interactions know nothing of express; the HTTP layer builds this from the request.
  */
 import type { Resource } from 'fhir/r4.js';
+import type { Access } from '../auth/access.js';
 import type { SqlClient } from '../store/db.js';
 import type { ResourceStore, StoredVersion } from '../store/resource-store.js';
 
@@ -12,6 +13,11 @@ export interface InteractionContext {
   baseUrl: string;
   /** Set inside a transaction Bundle: reads then see (and wait for) that transaction's writes. */
   client?: SqlClient;
+  /**
+   * Who is asking (a checked access token); undefined when authorization is off (AUTH_MODE=open)
+   * or for the server's own work (HL7 v2 inbound, jobs), which is not limited by scopes.
+   */
+  access?: Access;
 }
 
 /** Where reads go: the enclosing transaction if any, else the pool. */

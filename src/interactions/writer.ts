@@ -16,6 +16,7 @@ import type { InteractionContext } from './context.js';
 import { findMatches, normalizeQuery } from './matching.js';
 import { fromStored, nextTimestamp, stamp } from './resource-json.js';
 import { recordChanges } from '../subscriptions/outbox.js';
+import { applyWriteRules, hasWriteRules } from './write-rules.js';
 import { activateRequested, checkSubscription, SUBSCRIPTION } from '../subscriptions/validate.js';
 
 export type WriteKind = 'created' | 'updated' | 'deleted' | 'unchanged' | 'existing';
@@ -64,6 +65,11 @@ export class Writer {
 
   /** Write many first versions at once (batched SQL): the ingest path of transactions. */
   async insertPrepared(versions: NewVersion[]): Promise<void> {
+    for (const v of versions) {
+      if (!hasWriteRules(v.resourceType)) continue;
+      const resource = (v as { resource?: Resource }).resource ?? (JSON.parse(v.content!) as Resource);
+      await applyWriteRules(this, { action: 'create', resourceType: v.resourceType, id: v.id, resource });
+    }
     await this.ctx.store.insertNew(this.tx, versions);
     // The outbox row of each version, in this transaction (one statement for the batch).
     await recordChanges(this.tx, this.ctx.store.schema, versions.map((v) => ({ resourceType: v.resourceType, id: v.id, versionId: v.versionId, action: 'create' as const })));
@@ -90,6 +96,10 @@ export class Writer {
       return { kind: 'created', version: v, resource: v.resource };
     }
     const next = this.version(resource, id, current.versionId + 1, current.lastUpdated);
+    if (hasWriteRules(next.resourceType)) {
+      const previous = current.deleted || !current.content ? undefined : (JSON.parse(current.content) as Resource);
+      await applyWriteRules(this, { action: previous ? 'update' : 'create', resourceType: next.resourceType, id, resource: next.resource, previous });
+    }
     await this.ctx.store.replaceCurrent(this.tx, current, next);
     await recordChanges(this.tx, this.ctx.store.schema, [{ resourceType: next.resourceType, id, versionId: next.versionId, action: current.deleted ? 'create' : 'update' }]);
     if (resource.resourceType === SEARCH_PARAMETER) await tenantSearchParameters(this.ctx.store).bump(this.tx);
@@ -124,6 +134,9 @@ export class Writer {
       content: null,
       indexRows: [],
     };
+    if (hasWriteRules(resourceType)) {
+      await applyWriteRules(this, { action: 'delete', resourceType, id, previous: JSON.parse(current.content!) as Resource });
+    }
     await this.ctx.store.replaceCurrent(this.tx, current, next);
     await recordChanges(this.tx, this.ctx.store.schema, [{ resourceType, id, versionId: next.versionId, action: 'delete' }]);
     if (resourceType === SEARCH_PARAMETER) await tenantSearchParameters(this.ctx.store).bump(this.tx);

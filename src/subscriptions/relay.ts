@@ -7,8 +7,9 @@
  * A crash between enqueue and commit re-enqueues the batch; the job ids (tenant.seq) make the
  * queue ignore the repeats it still remembers.
  *
- * Events of resource types no active (or error) Subscription watches are passed over (the cursor
- * moves past them, no job): the workers would match them against nothing.
+ * Each change consumer (consumers.ts: rest-hook subscriptions, HL7 v2 outbound, workflows) gets
+ * one job per event of a type it watches, on its own queue; events no consumer watches are passed
+ * over (the cursor moves past them, no job).
  *
  * Order and gaps: seq comes from a sequence, so a transaction can commit a LOWER seq after a
  * higher one was relayed. Events are therefore read in (tx, seq) order (tx = the writer's
@@ -20,11 +21,12 @@
  */
 import type { Logger } from 'pino';
 import type { JobQueue } from '../jobs/queue.js';
+import type { ChangeConsumer, ChangeJob } from './consumers.js';
 import type { Database } from '../store/db.js';
 import { quoteIdent } from '../store/schema.js';
 import { OUTBOX_CHANNEL, type ChangeAction } from './outbox.js';
 
-export const CHANGE_QUEUE = 'fhir-change';
+export type { ChangeJob };
 const POLL_MS = 200;
 const DISCOVER_MS = 5_000;
 const BATCH = 500;
@@ -34,15 +36,6 @@ const RETAIN = '1 day';
 const PRUNE_EVERY_MS = 10 * 60_000;
 /** Change jobs are retried (capped backoff) this many times, then land on the dead list. */
 export const CHANGE_JOB_ATTEMPTS = 12;
-
-export interface ChangeJob {
-  tenant: string;
-  seq: string;
-  resourceType: string;
-  id: string;
-  versionId: number;
-  action: ChangeAction;
-}
 
 interface EventRow {
   seq: string | number;
@@ -61,7 +54,7 @@ export function tenantOfSchema(schema: string): string {
  * Relay one batch of a tenant's committed events; returns how many events it moved past
  * (enqueued or passed over); 0 when there were none or another process holds the tenant.
  */
-export async function relayBatch(db: Database, schema: string, queue: JobQueue, limit = BATCH): Promise<number> {
+export async function relayBatch(db: Database, schema: string, queue: JobQueue, consumers: readonly ChangeConsumer[], limit = BATCH): Promise<number> {
   const s = quoteIdent(schema);
   const tenant = tenantOfSchema(schema);
   // A read-only probe first: an idle poll takes no row lock (no write, no WAL) and no transaction.
@@ -83,20 +76,24 @@ export async function relayBatch(db: Database, schema: string, queue: JobQueue, 
       [at.tx, String(at.seq), limit],
     );
     if (events.rows.length === 0) return 0;
-    // Only events of a type some subscription watches become jobs (ingest of unwatched types
-    // costs one row per version and nothing more); the cursor moves past all of them.
-    const watched = await tx.query<{ type: string }>(
-      `SELECT DISTINCT split_part(content::json->>'criteria', '?', 1) AS type FROM ${s}.resource
-       WHERE resource_type = 'Subscription' AND NOT deleted AND content::json->>'status' IN ('active', 'error')`,
-    );
-    const types = new Set(watched.rows.map((r) => r.type));
-    const enqueue = queue.addBulk<ChangeJob>(
-      CHANGE_QUEUE,
-      events.rows.filter((e) => types.has(e.resource_type)).map((e) => ({
-        data: { tenant, seq: String(e.seq), resourceType: e.resource_type, id: e.id, versionId: Number(e.version_id), action: e.action },
-        opts: { jobId: `${tenant}.${e.seq}`, attempts: CHANGE_JOB_ATTEMPTS },
-      })),
-    );
+    // Each consumer gets the events of the types it watches (ingest of unwatched types costs one
+    // row per version and nothing more); the cursor moves past all of them.
+    const enqueues: Promise<void>[] = [];
+    for (const consumer of consumers) {
+      const types = await consumer.watchedTypes(tx, schema);
+      const jobs = events.rows.filter((e) => types.has(e.resource_type));
+      if (jobs.length === 0) continue;
+      enqueues.push(
+        queue.addBulk<ChangeJob>(
+          consumer.queue,
+          jobs.map((e) => ({
+            data: { tenant, seq: String(e.seq), resourceType: e.resource_type, id: e.id, versionId: Number(e.version_id), action: e.action },
+            opts: { jobId: `${tenant}.${e.seq}`, attempts: consumer.attempts ?? CHANGE_JOB_ATTEMPTS },
+          })),
+        ),
+      );
+    }
+    const enqueue = Promise.all(enqueues);
     // Redis unreachable must not hold this transaction (and its connection, or all of PGlite) open.
     await withTimeout(enqueue, ENQUEUE_TIMEOUT_MS, 'outbox relay: enqueue timed out');
     const last = events.rows[events.rows.length - 1]!;
@@ -142,6 +139,7 @@ export class OutboxRelay {
   constructor(
     private readonly db: Database,
     private readonly queue: JobQueue,
+    private readonly consumers: readonly ChangeConsumer[],
     private readonly logger: Logger,
     private readonly pollMs = POLL_MS,
   ) {}
@@ -200,7 +198,7 @@ export class OutboxRelay {
       loop.dirty = false;
       let relayed = 0;
       try {
-        relayed = await relayBatch(this.db, schema, this.queue);
+        relayed = await relayBatch(this.db, schema, this.queue, this.consumers);
       } catch (error) {
         if (this.closed) return;
         this.logger.error({ err: error, schema }, 'outbox relay: batch failed, retrying');

@@ -28,9 +28,12 @@ import { searchRegistryOf } from '../search/tenant-params.js';
 import type { ResourceStore } from '../store/resource-store.js';
 import { quoteIdent } from '../store/schema.js';
 import type { Tenants } from '../store/tenants.js';
-import { CHANGE_QUEUE, type ChangeJob } from './relay.js';
+import type { SqlClient } from '../store/db.js';
+import type { ChangeConsumer, ChangeJob } from './consumers.js';
 import { JSON_PAYLOADS, splitCriteria, SUBSCRIPTION } from './validate.js';
 
+/** The change queue of subscription matching (one job per event of a watched type). */
+export const CHANGE_QUEUE = 'fhir-change';
 export const NOTIFY_QUEUE = 'subscription-notify';
 /** Failed attempts of one notification after which its subscription is set to error. */
 export const ERROR_AFTER = 3;
@@ -60,8 +63,13 @@ export class RestHookNotifier {
     private readonly baseUrl = '',
   ) {}
 
-  start(options: { changeConcurrency: number; notifyConcurrency: number }): void {
-    this.queue.process<ChangeJob>(CHANGE_QUEUE, (job) => this.onChange(job), { concurrency: options.changeConcurrency });
+  /** Matching of changes against subscriptions, fed by the outbox relay. */
+  changeConsumer(concurrency = 4): ChangeConsumer {
+    return { queue: CHANGE_QUEUE, watchedTypes: subscriptionWatchedTypes, handle: (job) => this.onChange(job), concurrency };
+  }
+
+  /** Start delivering notifications in this process. */
+  start(options: { notifyConcurrency: number }): void {
     this.queue.process<NotifyJob>(NOTIFY_QUEUE, (job) => this.onNotify(job), { concurrency: options.notifyConcurrency });
   }
 
@@ -152,6 +160,15 @@ export class RestHookNotifier {
 /** Subscription.end passed: the subscription no longer notifies (R4: "the server SHALL turn it off"; we stop sending). */
 function ended(sub: Subscription): boolean {
   return sub.end !== undefined && Date.parse(sub.end) <= Date.now();
+}
+
+/** The resource types that active (or error) subscriptions' criteria name. */
+export async function subscriptionWatchedTypes(tx: SqlClient, schema: string): Promise<ReadonlySet<string>> {
+  const watched = await tx.query<{ type: string }>(
+    `SELECT DISTINCT split_part(content::json->>'criteria', '?', 1) AS type FROM ${quoteIdent(schema)}.resource
+     WHERE resource_type = 'Subscription' AND NOT deleted AND content::json->>'status' IN ('active', 'error')`,
+  );
+  return new Set(watched.rows.map((r) => r.type));
 }
 
 /** Subscriptions (active or error, rest-hook, end not passed) whose criteria are on this resource type. */

@@ -9,25 +9,30 @@ import type { Database } from '../../src/store/db.js';
 import { openDatabase } from '../../src/store/engines.js';
 import { ResourceStore } from '../../src/store/resource-store.js';
 import { recordChanges, type ChangeRecord } from '../../src/subscriptions/outbox.js';
-import { pruneRelayed, relayBatch, type ChangeJob } from '../../src/subscriptions/relay.js';
+import type { ChangeConsumer } from '../../src/subscriptions/consumers.js';
+import { pruneRelayed, relayBatch as relayWith, type ChangeJob } from '../../src/subscriptions/relay.js';
+import { CHANGE_QUEUE, subscriptionWatchedTypes } from '../../src/subscriptions/rest-hook.js';
 import { createTestDatabase, ENGINES } from '../support/server.js';
 
 const SCHEMA = 'tenant_default';
+/** The subscription matcher's consumer (handled by nobody here: the queue records its jobs). */
+const CONSUMERS: ChangeConsumer[] = [{ queue: CHANGE_QUEUE, watchedTypes: subscriptionWatchedTypes, handle: async () => undefined }];
+const relayBatch = (db: Database, schema: string, queue: JobQueue, limit?: number) => relayWith(db, schema, queue, CONSUMERS, limit);
 
 /** Records what the relay enqueues. */
 class RecordingQueue implements JobQueue {
   readonly kind = 'memory' as const;
-  readonly jobs: Array<{ data: ChangeJob; opts?: JobOptions }> = [];
+  readonly jobs: Array<{ data: ChangeJob; opts?: JobOptions; queue: string }> = [];
   failNext = false;
   async add<T>(name: string, data: T, opts?: JobOptions): Promise<void> {
     await this.addBulk(name, [{ data, opts }]);
   }
-  async addBulk<T>(_name: string, jobs: Array<{ data: T; opts?: JobOptions }>): Promise<void> {
+  async addBulk<T>(name: string, jobs: Array<{ data: T; opts?: JobOptions }>): Promise<void> {
     if (this.failNext) {
       this.failNext = false;
       throw new Error('queue down');
     }
-    this.jobs.push(...(jobs as Array<{ data: ChangeJob; opts?: JobOptions }>));
+    this.jobs.push(...(jobs as Array<{ data: ChangeJob; opts?: JobOptions }>).map((j) => ({ ...j, queue: name })));
   }
   process(): void {}
   async listFailed(): Promise<JobInfo[]> {
@@ -118,6 +123,17 @@ describe.each(ENGINES)('outbox relay on %s', (engine) => {
     const cursor = await db.query<{ seq: string }>(`SELECT seq FROM ${SCHEMA}.outbox_cursor`);
     const max = await db.query<{ seq: string }>(`SELECT max(seq) AS seq FROM ${SCHEMA}.change_event`);
     expect(String(cursor.rows[0]!.seq)).toBe(String(max.rows[0]!.seq));
+  });
+
+  it('gives each consumer the events of its own types, on its own queue', async () => {
+    const q = new RecordingQueue();
+    await drain(db, q);
+    q.jobs.length = 0;
+    const encounters: ChangeConsumer = { queue: 'encounter-feed', watchedTypes: async () => new Set(['Encounter', 'Patient']), handle: async () => undefined };
+    await db.transaction((tx) => recordChanges(tx, SCHEMA, [{ resourceType: 'Encounter', id: 'e2', versionId: 1, action: 'create' }, change('both')]));
+    while ((await relayWith(db, SCHEMA, q, [...CONSUMERS, encounters], 50)) > 0);
+    const got = q.jobs.map((j) => `${j.queue}:${j.data.resourceType}/${j.data.id}`).sort();
+    expect(got).toEqual(['encounter-feed:Encounter/e2', 'encounter-feed:Patient/both', `${CHANGE_QUEUE}:Patient/both`]);
   });
 
   it('prunes relayed events only', async () => {
