@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import type { Identifier, Reference, Resource } from 'fhir/r4.js';
 import { FhirError, preconditionFailed } from '../fhir/outcome.js';
 import { eachReference } from '../fhir/references.js';
-import { findMatches, normalizeQuery } from '../interactions/matching.js';
+import { findMatches, findMatchesMany, normalizeQuery } from '../interactions/matching.js';
 import type { Writer, WriteOutcome } from '../interactions/writer.js';
 import type { NewVersion, StoredVersion } from '../store/resource-store.js';
 import { V2DataError } from './ack.js';
@@ -162,31 +162,36 @@ async function applyBatched(w: Writer, order: PlanEntry[]): Promise<{ written: W
     .filter((e) => e.identity.kind === 'conditional')
     .map((e) => ({ e, key: `${e.resource.resourceType}?${normalizeQuery((e.identity as { query: string }).query)}` }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  for (const { e } of conditional) {
-    const identity = e.identity as Extract<PlanEntry['identity'], { kind: 'conditional' }>;
-    let matches: StoredVersion[];
-    try {
-      // A reference to a resource that already exists (the attending doctor of every visit) needs
-      // no lock: it is never written. Only when it is missing is the condition locked and matched
-      // again before creating it, so concurrent messages do not serialise on shared references.
-      matches = identity.mode === 'reference' ? await findMatches(w.tx, store.schema, e.resource.resourceType, identity.query, 2, w.registry) : [];
-      if (matches.length !== 1) {
-        matches = await w.lockAndMatch(e.resource.resourceType, identity.query, identity.mode === 'reference' ? 'If-None-Exist' : 'conditional update');
-      }
-      if (matches.length > 1) throw preconditionFailed(`The condition '${identity.query}' matches ${matches.length} resources`);
-    } catch (error) {
-      throw entryError(e, error);
-    }
+  // Three statements resolve every condition: references that already exist are found without a
+  // lock (the attending doctor of every visit: concurrent messages must not serialise on it); the
+  // rest — conditional updates, and references still missing — are locked at once in a stable
+  // order and matched again under their locks.
+  type Conditional = { e: PlanEntry; identity: Extract<PlanEntry['identity'], { kind: 'conditional' }> };
+  const items: Conditional[] = conditional.map(({ e }) => ({ e, identity: e.identity as Conditional['identity'] }));
+  const condition = (c: Conditional) => ({ resourceType: c.e.resource.resourceType, query: c.identity.query });
+  const references = items.filter((c) => c.identity.mode === 'reference');
+  const found = await matchAll(w, references.map(condition), references);
+  const matched = new Map<Conditional, StoredVersion[]>();
+  references.forEach((c, i) => found[i]!.length === 1 && matched.set(c, found[i]!));
+  const toLock = items.filter((c) => !matched.has(c));
+  await store.lockConditions(w.tx, toLock.map((c) => ({ resourceType: c.e.resource.resourceType, normalizedQuery: normalizeQuery(c.identity.query) })));
+  const underLock = await matchAll(w, toLock.map(condition), toLock);
+  toLock.forEach((c, i) => matched.set(c, underLock[i]!));
+  for (const c of items) {
+    const matches = matched.get(c)!;
+    if (matches.length > 1) throw entryError(c.e, preconditionFailed(`The condition '${c.identity.query}' matches ${matches.length} resources`));
     const match = matches[0];
-    if (!match) decisions.set(e, { kind: 'new', id: randomUUID() });
-    else if (identity.mode === 'reference') decisions.set(e, { kind: 'existing', version: match });
-    else decisions.set(e, { kind: 'update', id: match.id, match });
+    if (!match) decisions.set(c.e, { kind: 'new', id: randomUUID() });
+    else if (c.identity.mode === 'reference') decisions.set(c.e, { kind: 'existing', version: match });
+    else decisions.set(c.e, { kind: 'update', id: match.id, match });
   }
+  const byId = order.filter((e) => e.identity.kind === 'id');
+  const existing = await store.currentMany(w.tx, byId.map((e) => ({ resourceType: e.resource.resourceType, id: (e.identity as { id: string }).id })));
   for (const e of order) {
     if (e.identity.kind === 'create') decisions.set(e, { kind: 'new', id: randomUUID() });
     if (e.identity.kind !== 'id') continue;
-    const current = await store.current(w.tx, e.resource.resourceType, e.identity.id, true);
-    decisions.set(e, current ? { kind: 'update', id: e.identity.id } : { kind: 'new', id: e.identity.id });
+    const key = `${e.resource.resourceType}/${e.identity.id}`;
+    decisions.set(e, existing.has(key) ? { kind: 'update', id: e.identity.id } : { kind: 'new', id: e.identity.id });
   }
 
   const resolved = new Map<string, string>();
@@ -238,6 +243,25 @@ async function applyBatched(w: Writer, order: PlanEntry[]): Promise<{ written: W
     outcomes.set(u.e, { reference: `${v.resourceType}/${v.id}`, versionId: v.versionId, outcome: out.kind });
   }
   return { written: order.map((e) => outcomes.get(e)!), resolved };
+}
+
+/** Match several conditions in one statement; on an error, find the entry it belongs to. */
+async function matchAll(w: Writer, conditions: Array<{ resourceType: string; query: string }>, owners: Array<{ e: PlanEntry }>): Promise<StoredVersion[][]> {
+  const store = w.ctx.store;
+  try {
+    return await findMatchesMany(w.tx, store.schema, conditions, 2, w.registry);
+  } catch (error) {
+    if (!(error instanceof FhirError)) throw error;
+    // Rare (a condition the engine refuses): run them one by one to name the entry at fault.
+    for (const [i, c] of conditions.entries()) {
+      try {
+        await findMatches(w.tx, store.schema, c.resourceType, c.query, 2, w.registry);
+      } catch (each) {
+        throw entryError(owners[i]!.e, each);
+      }
+    }
+    throw error;
+  }
 }
 
 /**

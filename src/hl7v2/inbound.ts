@@ -1,8 +1,8 @@
 /**
  * One received HL7 v2 message, start to end: parse, check the header, map to FHIR, then in ONE
- * database transaction claim the message row (a duplicate MSH-10 gets its original ACK again
- * and writes nothing), write the resources through the Writer and record the outcome; the ACK
- * is returned only after that transaction committed.
+ * database transaction write the resources through the Writer and record the message row with
+ * its outcome (a duplicate MSH-10 finds the earlier row, rolls back and gets the original ACK
+ * again: message-log.ts); the ACK is returned only after that transaction committed.
  *
  * - AA: processed.
  * - AE: the content could not be processed (a bad date, a missing PID, a resource that does not
@@ -19,7 +19,7 @@ import { DEFAULT_TENANT } from '../store/tenants.js';
 import { buildAck, refreshAck, V2DataError, type AckCode, type V2Issue } from './ack.js';
 import { applyPlan } from './apply.js';
 import type { Mapper, Plan } from './mapper.js';
-import { MessageLog } from './message-log.js';
+import { MessageLog, type StoredOutcome } from './message-log.js';
 import { parseMessage, ParseError, peekHeader, readHeader, type Header, type Message, type Separators } from './parser.js';
 
 export interface InboundDeps {
@@ -54,6 +54,13 @@ function describe(issue: V2Issue): string {
 function charsetOf(payload: Buffer): BufferEncoding {
   const firstLine = payload.subarray(0, Math.min(payload.length, 2048)).toString('latin1').split(/[\r\n]/, 1)[0] ?? '';
   return /\|8859\/1(\||$|\^)/.test(firstLine) ? 'latin1' : 'utf8';
+}
+
+/** Thrown inside the message's transaction to roll it back when an earlier copy was committed. */
+class DuplicateMessage extends Error {
+  constructor(readonly stored: StoredOutcome) {
+    super('duplicate HL7 v2 message');
+  }
 }
 
 export class InboundHandler {
@@ -135,32 +142,48 @@ export class InboundHandler {
     const ack = (code: AckCode, issue?: V2Issue) => buildAck({ separators: p.separators, header: h, code, issue });
     const ctx: InteractionContext = { store, baseUrl: this.deps.baseUrl };
 
-    const result = await store.db.transaction(async (tx) => {
-      const claim = await messageLog.claim(tx, key, messageType, raw);
-      if ('duplicate' in claim) {
-        if (!claim.duplicate.ack) throw new Error(`hl7_message ${claim.duplicate.id} has no ACK`);
-        return { ack: refreshAck(claim.duplicate.ack), status: 'duplicate', code: claim.duplicate.ackCode };
-      }
-      const finish = async (status: 'processed' | 'error' | 'rejected', code: AckCode, issue?: V2Issue, resources?: unknown) => {
-        const text = ack(code, issue);
-        await messageLog.finish(tx, claim.id, { status, ackCode: code, ack: text, error: issue ? describe(issue) : undefined, resources });
-        return { ack: text, status, code, issue };
-      };
-      if (p.rejection) return finish('rejected', 'AR', p.rejection);
-      if (p.dataIssue) return finish('error', 'AE', p.dataIssue);
-      await tx.query('SAVEPOINT hl7_resources');
-      try {
-        const written = await applyPlan(new Writer(ctx, tx), p.plan!);
-        return await finish('processed', 'AA', undefined, written);
-      } catch (error) {
-        if (!(error instanceof V2DataError)) throw error;
-        await tx.query('ROLLBACK TO SAVEPOINT hl7_resources');
-        return finish('error', 'AE', error.issue);
-      }
+    type Result = { ack: string; status: string; code: AckCode | null; issue?: V2Issue };
+    const outcome = (status: 'processed' | 'error' | 'rejected', code: AckCode, issue?: V2Issue, resources?: unknown) => ({
+      status,
+      ackCode: code,
+      ack: ack(code, issue),
+      error: issue ? describe(issue) : undefined,
+      resources,
     });
+    const answer = (o: ReturnType<typeof outcome>, issue?: V2Issue): Result => ({ ack: o.ack, status: o.status, code: o.ackCode, issue });
+    const resend = (d: StoredOutcome): Result => {
+      if (!d.ack) throw new Error(`hl7_message ${d.id} has no ACK`);
+      return { ack: refreshAck(d.ack), status: 'duplicate', code: d.ackCode };
+    };
+    // A message that writes nothing: its row alone (an earlier copy's row wins).
+    const recordOnly = async (o: ReturnType<typeof outcome>, issue: V2Issue): Promise<Result> => {
+      const r = await store.db.transaction((tx) => messageLog.record(tx, key, messageType, raw, o));
+      return 'duplicate' in r ? resend(r.duplicate) : answer(o, issue);
+    };
+
+    let result: Result;
+    if (p.rejection) result = await recordOnly(outcome('rejected', 'AR', p.rejection), p.rejection);
+    else if (p.dataIssue) result = await recordOnly(outcome('error', 'AE', p.dataIssue), p.dataIssue);
+    else {
+      try {
+        // The resources, then the message row with its outcome, in one transaction; a duplicate
+        // (the row exists) rolls everything back.
+        result = await store.db.transaction(async (tx) => {
+          const written = await applyPlan(new Writer(ctx, tx), p.plan!);
+          const o = outcome('processed', 'AA', undefined, written);
+          const r = await messageLog.record(tx, key, messageType, raw, o);
+          if ('duplicate' in r) throw new DuplicateMessage(r.duplicate);
+          return answer(o);
+        });
+      } catch (error) {
+        if (error instanceof DuplicateMessage) result = resend(error.stored);
+        else if (error instanceof V2DataError) result = await recordOnly(outcome('error', 'AE', error.issue), error.issue);
+        else throw error;
+      }
+    }
     // Logged without the error text: it may quote patient data (the row keeps it).
     const level = result.code === 'AA' ? 'debug' : 'info';
-    const issue = 'issue' in result ? result.issue : undefined;
+    const issue = result.issue;
     this.deps.logger[level]({ controlId: h.controlId, type: messageType, status: result.status, ack: result.code, ...(issue ? { error: issue.code, at: describeLocation(issue) } : {}) }, 'HL7 v2 message');
     return result.ack;
   }

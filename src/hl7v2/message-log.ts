@@ -1,9 +1,12 @@
 /**
  * The hl7_message table (src/store/schema.ts): every message received (and later sent), raw,
  * with its outcome. For received messages (direction 'in') the key (MSH-3, MSH-4, MSH-10) is
- * unique: the row is claimed first in the message's transaction, so a second copy of a message
- * (a resend, or the same message on two connections at once) waits for the first to commit and
- * then finds its outcome instead of writing anything again.
+ * unique. The row is written with its outcome as the LAST statement of the message's
+ * transaction (record): a second copy of a message (a resend, or the same message on two
+ * connections at once) either finds the first's committed row, or waits on the unique index for
+ * the first to commit and then finds it; either way it rolls back what it wrote and answers with
+ * the first's ACK. (Claiming the row first would cost two more statements on every message to
+ * save work only on duplicates.)
  */
 import type { SqlClient } from '../store/db.js';
 import { quoteIdent } from '../store/schema.js';
@@ -38,6 +41,32 @@ export class MessageLog {
 
   constructor(schema: string) {
     this.table = `${quoteIdent(schema)}.hl7_message`;
+  }
+
+  /**
+   * Record a received message with its outcome: the new row's id, or — when the key was already
+   * taken by a committed message — that message's stored outcome (the caller must then roll back).
+   */
+  async record(tx: SqlClient, key: InboundKey, messageType: string, raw: string, outcome: MessageOutcome): Promise<{ id: string } | { duplicate: StoredOutcome }> {
+    const inserted = await tx.query<{ id: string }>(
+      `INSERT INTO ${this.table} (direction, sending_app, sending_facility, control_id, message_type, status, raw, ack_code, ack, error, resources, processed_at)
+       VALUES ('in', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, now())
+       ON CONFLICT DO NOTHING RETURNING id`,
+      [key.sendingApp, key.sendingFacility, key.controlId ?? null, messageType, outcome.status, raw, outcome.ackCode, outcome.ack, outcome.error ?? null, outcome.resources === undefined ? null : JSON.stringify(outcome.resources)],
+    );
+    if (inserted.rows[0]) return { id: String(inserted.rows[0].id) };
+    return { duplicate: await this.stored(tx, key) };
+  }
+
+  private async stored(tx: SqlClient, key: InboundKey): Promise<StoredOutcome> {
+    const existing = await tx.query<{ id: string; status: MessageStatus; ack_code: AckCode | null; ack: string | null }>(
+      `SELECT id, status, ack_code, ack FROM ${this.table}
+       WHERE direction = 'in' AND sending_app = $1 AND sending_facility = $2 AND control_id = $3`,
+      [key.sendingApp, key.sendingFacility, key.controlId ?? null],
+    );
+    const row = existing.rows[0];
+    if (!row) throw new Error('hl7_message: the message key conflicts but no row was found');
+    return { id: String(row.id), status: row.status, ackCode: row.ack_code, ack: row.ack };
   }
 
   /**

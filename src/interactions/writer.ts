@@ -15,7 +15,6 @@ import type { CurrentVersion, NewVersion, StoredVersion } from '../store/resourc
 import type { InteractionContext } from './context.js';
 import { findMatches, normalizeQuery } from './matching.js';
 import { fromStored, nextTimestamp, stamp } from './resource-json.js';
-import { recordChanges } from '../subscriptions/outbox.js';
 import { applyWriteRules, hasWriteRules } from './write-rules.js';
 import { activateRequested, checkSubscription, SUBSCRIPTION } from '../subscriptions/validate.js';
 
@@ -70,9 +69,8 @@ export class Writer {
       const resource = (v as { resource?: Resource }).resource ?? (JSON.parse(v.content!) as Resource);
       await applyWriteRules(this, { action: 'create', resourceType: v.resourceType, id: v.id, resource });
     }
+    // Rows, index rows and the outbox's change events, in one statement (src/store/write-sql.ts).
     await this.ctx.store.insertNew(this.tx, versions);
-    // The outbox row of each version, in this transaction (one statement for the batch).
-    await recordChanges(this.tx, this.ctx.store.schema, versions.map((v) => ({ resourceType: v.resourceType, id: v.id, versionId: v.versionId, action: 'create' as const })));
     if (versions.some((v) => v.resourceType === SEARCH_PARAMETER)) await tenantSearchParameters(this.ctx.store).bump(this.tx);
   }
 
@@ -101,7 +99,6 @@ export class Writer {
       await applyWriteRules(this, { action: previous ? 'update' : 'create', resourceType: next.resourceType, id, resource: next.resource, previous });
     }
     await this.ctx.store.replaceCurrent(this.tx, current, next);
-    await recordChanges(this.tx, this.ctx.store.schema, [{ resourceType: next.resourceType, id, versionId: next.versionId, action: current.deleted ? 'create' : 'update' }]);
     if (resource.resourceType === SEARCH_PARAMETER) await tenantSearchParameters(this.ctx.store).bump(this.tx);
     return { kind: current.deleted ? 'created' : 'updated', version: next, resource: next.resource };
   }
@@ -138,7 +135,6 @@ export class Writer {
       await applyWriteRules(this, { action: 'delete', resourceType, id, previous: JSON.parse(current.content!) as Resource });
     }
     await this.ctx.store.replaceCurrent(this.tx, current, next);
-    await recordChanges(this.tx, this.ctx.store.schema, [{ resourceType, id, versionId: next.versionId, action: 'delete' }]);
     if (resourceType === SEARCH_PARAMETER) await tenantSearchParameters(this.ctx.store).bump(this.tx);
     return { kind: 'deleted', version: next };
   }

@@ -97,8 +97,7 @@ function sortSql(key: SortKey, ctx: Ctx): string {
   return `${sortValueSql(key, ctx)} ${dir} NULLS LAST`;
 }
 
-function context(schema: string, parsed: ParsedSearch): Ctx {
-  const b = new Binder();
+function context(schema: string, parsed: ParsedSearch, b = new Binder()): Ctx {
   return { s: quoteIdent(schema), b, rt: b.add(parsed.resourceType) };
 }
 
@@ -108,8 +107,9 @@ function context(schema: string, parsed: ParsedSearch): Ctx {
  * Columns: rid, id, resource_type, version_id, last_updated, content. Resources without a value
  * for a sort parameter come last in both directions.
  */
-export function buildSearchSql(schema: string, parsed: ParsedSearch, page: { limit: number; offset: number }): { sql: string; params: unknown[] } {
-  const ctx = context(schema, parsed);
+/** `binder`: share one between searches combined into one statement (their parameters then never collide). */
+export function buildSearchSql(schema: string, parsed: ParsedSearch, page: { limit: number; offset: number }, binder?: Binder): { sql: string; params: unknown[] } {
+  const ctx = context(schema, parsed, binder);
   const where = whereSql(parsed, ctx);
   const order = parsed.sort.length ? [...parsed.sort.map((k) => sortSql(k, ctx)), 'r.rid ASC'] : ['r.last_updated ASC', 'r.rid ASC'];
   const sql =

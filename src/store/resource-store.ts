@@ -4,6 +4,7 @@
  */
 import type { Database, SqlClient } from './db.js';
 import { INDEX_COLUMNS, INDEX_COLUMN_TYPES, INDEX_TABLES, migrations, quoteIdent, type IndexTable } from './schema.js';
+import { indexRowsByTable, insertNewSql, replaceCurrentSql, type IndexRowsParam } from './write-sql.js';
 
 export interface StoredVersion {
   resourceType: string;
@@ -106,6 +107,19 @@ export class ResourceStore {
     return row ? { ...toVersion(row), rid: String(row.rid) } : undefined;
   }
 
+  /** The current rows of several resources in one statement (absent ones are missing from the map, keyed `type/id`). */
+  async currentMany(client: SqlClient, keys: Array<{ resourceType: string; id: string }>, forUpdate = false): Promise<Map<string, CurrentVersion>> {
+    const out = new Map<string, CurrentVersion>();
+    if (keys.length === 0) return out;
+    const r = await client.query<VersionRow>(
+      `SELECT rid, ${VERSION_COLUMNS} FROM ${this.s}.resource
+       WHERE (resource_type, id) IN (SELECT e->>0, e->>1 FROM json_array_elements($1::json) e)${forUpdate ? ' FOR UPDATE' : ''}`,
+      [JSON.stringify(keys.map((k) => [k.resourceType, k.id]))],
+    );
+    for (const row of r.rows) out.set(`${row.resource_type}/${row.id}`, { ...toVersion(row), rid: String(row.rid) });
+    return out;
+  }
+
   async version(client: SqlClient, resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
     const r = await client.query<VersionRow>(
       `SELECT ${VERSION_COLUMNS} FROM ${this.s}.resource WHERE resource_type = $1 AND id = $2 AND version_id = $3
@@ -128,42 +142,42 @@ export class ResourceStore {
   }
 
   /**
-   * Insert first versions of new resources: one statement for the rows, one per index table.
-   * Rows travel as ONE JSON text parameter unpacked by PostgreSQL: pg's JavaScript encoding of
-   * array parameters (escaping every element) cost more than the database's own work.
+   * Insert first versions of new resources with their index rows and change events, in one
+   * statement (write-sql.ts). Rows travel as JSON text parameters unpacked by PostgreSQL: pg's
+   * JavaScript encoding of array parameters (escaping every element) cost more than the
+   * database's own work.
    */
-  async insertNew(tx: SqlClient, versions: NewVersion[]): Promise<void> {
+  async insertNew(tx: SqlClient, versions: NewVersion[], options: { changeEvents?: boolean } = {}): Promise<void> {
     if (versions.length === 0) return;
+    // changeEvents false: the server's audit records (AuditEvent, Provenance), which no consumer needs.
+    const changeEvents = options.changeEvents ?? true;
     const rows = versions.map((v) => [v.resourceType, v.id, v.versionId, v.lastUpdated, v.deleted, v.content]);
-    const r = await tx.query<{ rid: string | number; resource_type: string; id: string }>(
-      `INSERT INTO ${this.s}.resource (${VERSION_COLUMNS})
-       SELECT e->>0, e->>1, (e->>2)::int, (e->>3)::timestamptz, (e->>4)::bool, e->>5 FROM json_array_elements($1::json) e
-       RETURNING rid, resource_type, id`,
-      [JSON.stringify(rows)],
-    );
-    const ridByKey = new Map(r.rows.map((row) => [`${row.resource_type}/${row.id}`, String(row.rid)]));
-    await this.insertIndexRows(
-      tx,
-      versions.map((v) => ({ rid: ridByKey.get(`${v.resourceType}/${v.id}`)!, resourceType: v.resourceType, rows: v.indexRows })),
-    );
+    const { tables, params } = indexParams(versions.map((v) => ({ resourceType: v.resourceType, id: v.id, rows: v.indexRows })), 3);
+    const r = await tx.query<{ events: number }>(insertNewSql(this.s, VERSION_COLUMNS, tables, changeEvents), [JSON.stringify(rows), this.schema, ...params]);
+    const expected = changeEvents ? versions.length : 0;
+    if (Number(r.rows[0]?.events) !== expected) throw new Error(`insert of ${versions.length} versions recorded ${r.rows[0]?.events} change events`);
   }
 
-  /** Replace the current version (locked by the caller): the old one moves to history, the index is rewritten. */
+  /**
+   * Replace the current version (locked by the caller): the old one moves to history, the index is
+   * rewritten and the change event recorded, in one statement.
+   */
   async replaceCurrent(tx: SqlClient, previous: CurrentVersion, next: NewVersion): Promise<void> {
-    await tx.query(
-      `INSERT INTO ${this.s}.resource_history (${VERSION_COLUMNS})
-       SELECT ${VERSION_COLUMNS} FROM ${this.s}.resource WHERE rid = $1`,
-      [previous.rid],
-    );
-    const updated = await tx.query(
-      `UPDATE ${this.s}.resource SET version_id = $2, last_updated = $3, deleted = $4, content = $5
-       WHERE rid = $1 AND version_id = $6`,
-      [previous.rid, next.versionId, next.lastUpdated, next.deleted, next.content, previous.versionId],
-    );
+    const { tables, params } = indexParams([{ resourceType: next.resourceType, id: next.id, rows: next.indexRows }], 9);
+    const action = next.deleted ? 'delete' : previous.deleted ? 'create' : 'update';
+    const r = await tx.query<{ events: number }>(replaceCurrentSql(this.s, VERSION_COLUMNS, tables), [
+      previous.rid,
+      next.versionId,
+      next.lastUpdated,
+      next.deleted,
+      next.content,
+      previous.versionId,
+      this.schema,
+      action,
+      ...params,
+    ]);
     // The caller holds the row lock, so this can only fail if that contract is broken.
-    if (updated.rowCount !== 1) throw new Error(`version conflict on ${previous.resourceType}/${previous.id}`);
-    await this.deleteIndexRows(tx, [previous.rid]);
-    await this.insertIndexRows(tx, [{ rid: previous.rid, resourceType: next.resourceType, rows: next.indexRows }]);
+    if (Number(r.rows[0]?.events) !== 1) throw new Error(`version conflict on ${previous.resourceType}/${previous.id}`);
   }
 
   /** Rewrite the index rows of current resources (locked by the caller), keeping their versions: reindexing. */
@@ -236,8 +250,35 @@ export class ResourceStore {
    * transaction, so that "search, then write" cannot race another writer of the same condition.
    */
   async lockCondition(tx: SqlClient, resourceType: string, normalizedQuery: string): Promise<void> {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${this.schema}:${resourceType}?${normalizedQuery}`]);
+    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [this.conditionKey(resourceType, normalizedQuery)]);
   }
+
+  /**
+   * The locks of several conditions in one statement, taken in a stable order (sorted keys) so
+   * that two writers locking overlapping sets cannot deadlock. Same keys as lockCondition.
+   */
+  async lockConditions(tx: SqlClient, conditions: Array<{ resourceType: string; normalizedQuery: string }>): Promise<void> {
+    const keys = [...new Set(conditions.map((c) => this.conditionKey(c.resourceType, c.normalizedQuery)))].sort();
+    if (keys.length === 0) return;
+    if (keys.length === 1) return tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', keys).then(() => undefined);
+    // unnest yields the array in order, so the locks are taken in the sorted order.
+    await tx.query('SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k', [keys]);
+  }
+
+  private conditionKey(resourceType: string, normalizedQuery: string): string {
+    return `${this.schema}:${resourceType}?${normalizedQuery}`;
+  }
+}
+
+/** Index rows as one JSON parameter per table present, numbered from `first`. */
+function indexParams(items: Parameters<typeof indexRowsByTable>[0], first: number): { tables: IndexRowsParam[]; params: string[] } {
+  const tables: IndexRowsParam[] = [];
+  const params: string[] = [];
+  for (const [table, rows] of indexRowsByTable(items)) {
+    tables.push({ table, param: first + params.length });
+    params.push(JSON.stringify(rows));
+  }
+  return { tables, params };
 }
 
 /** Split a migration into statements (they contain no semicolons inside literals). */

@@ -1,11 +1,13 @@
 /**
- * Transactional outbox: the Writer records one change_event row per written version in the
- * writing transaction, so an event exists exactly when its version was committed. The relay
+ * Transactional outbox: every version the store writes records its change_event row in the same
+ * statement (src/store/write-sql.ts), so an event exists exactly when its version was committed.
+ * recordChanges writes events on their own (tests, tools). The relay
  * (relay.ts) turns committed events into jobs. A NOTIFY in the same statement wakes relays
  * (PostgreSQL delivers it on commit only, never for a rolled-back transaction).
  */
 import type { SqlClient } from '../store/db.js';
 import { quoteIdent } from '../store/schema.js';
+import { OUTBOX_CHANNEL } from '../store/write-sql.js';
 
 export type ChangeAction = 'create' | 'update' | 'delete';
 
@@ -16,8 +18,7 @@ export interface ChangeRecord {
   action: ChangeAction;
 }
 
-/** Channel relays LISTEN on; the payload is the tenant schema that changed. */
-export const OUTBOX_CHANNEL = 'carebridge_outbox';
+export { OUTBOX_CHANNEL };
 
 /** Record changes: one statement for any number of versions (the batched create path). */
 export async function recordChanges(tx: SqlClient, schema: string, changes: ChangeRecord[]): Promise<void> {
