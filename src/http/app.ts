@@ -1,6 +1,7 @@
 /**
- * The express application: request ids and logs, security headers, body limits, the FHIR
- * endpoint for the default tenant at /fhir, health probes, and OperationOutcome for every error.
+ * The express application: request ids and logs, security headers, CORS, rate limits, the FHIR
+ * endpoint of every tenant (/fhir for the default one, /t/{tenant}/fhir), the tenant admin API,
+ * health probes, and OperationOutcome for every error.
  */
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -9,13 +10,15 @@ import { pinoHttp } from 'pino-http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { FhirError, notFound } from '../fhir/outcome.js';
-import type { InteractionContext } from '../interactions/context.js';
 import type { Tenants } from '../store/tenants.js';
 import { DEFAULT_TENANT } from '../store/tenants.js';
-import { matchRoute } from './fhir-router.js';
-import { checkAcceptable } from './negotiate.js';
-import { internalError, respond, respondError } from './respond.js';
-import { notModified } from './conditional-read.js';
+import { internalError, respondError } from './respond.js';
+import { tenantRouter, type TenantRouterHook } from './tenant-router.js';
+import { corsPolicy, ipRateLimit } from './traffic.js';
+import { tenantAdminRouter } from '../tenants/admin-router.js';
+import { adminGuard } from '../auth/admin-guard.js';
+import { calendarRouter } from '../workflows/calendar-feed.js';
+import { shareLinkRouter } from '../workflows/pdf-share-router.js';
 
 export interface AppDeps {
   config: Config;
@@ -23,18 +26,22 @@ export interface AppDeps {
   logger: Logger;
   /** Whether the server accepts traffic (false while shutting down). */
   isReady?: () => boolean;
-}
-
-function baseUrlOf(req: Request, config: Config, mount: string): string {
-  const origin = config.baseUrl ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
-  return `${origin}${mount}`;
+  /** The HL7 v2 operator view (src/http/admin-hl7v2.ts), mounted at /admin/hl7v2 when given. */
+  hl7v2Admin?: express.Router;
+  /** The dead list of background jobs (src/http/admin-jobs.ts), mounted at /admin/jobs when given. */
+  jobsAdmin?: express.Router;
+  /**
+   * Added to every tenant's FHIR router after the tenant is resolved (res.locals.tenant) and
+   * before rate limiting and the FHIR handler: authorization sets res.locals.access there.
+   */
+  tenantHooks?: TenantRouterHook[];
 }
 
 export function createApp(deps: AppDeps): express.Express {
   const { config, tenants, logger } = deps;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', true);
+  app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
   app.use(
     pinoHttp({
@@ -54,6 +61,11 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
   app.use(helmet({ contentSecurityPolicy: false, crossOriginResourcePolicy: false }));
+  // CORS for browser apps (CORS_ORIGINS) and the per-IP rate limit: src/http/traffic.ts.
+  const corsHandler = corsPolicy(config);
+  if (corsHandler) app.use(corsHandler);
+  const ipLimit = ipRateLimit(config);
+  if (ipLimit) app.use(['/fhir', '/t', '/admin'], ipLimit);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -68,28 +80,21 @@ export function createApp(deps: AppDeps): express.Express {
     }
   });
 
-  const fhir = express.Router();
-  fhir.use(express.raw({ type: () => true, limit: config.maxBodyBytes }));
-  fhir.use(async (req: Request, res: Response, next: NextFunction) => {
-    try {
-      checkAcceptable(req);
-      const store = await tenants.store(DEFAULT_TENANT);
-      const baseUrl = baseUrlOf(req, config, '/fhir');
-      const ctx: InteractionContext = { store, baseUrl };
-      const segments = req.path.split('/').filter((s) => s.length > 0).map(decodeURIComponent);
-      const { route, match } = matchRoute(req.method, segments, undefined);
-      const result = await route.handle(ctx, req, match);
-      if (route.interaction === 'read' && notModified(req, result)) {
-        res.status(304).setHeader('ETag', `W/"${result.version!.versionId}"`);
-        res.end();
-        return;
-      }
-      respond(req, res, result, baseUrl, route.write === true);
-    } catch (error) {
-      next(error);
-    }
-  });
+  // The FHIR endpoint: one router serves every tenant (src/http/tenant-router.ts), the default
+  // tenant at /fhir and every tenant at /t/{tenant}/fhir; tenants are created at /admin/tenants.
+  const fhir = tenantRouter({ config, tenants }, deps.tenantHooks);
   app.use('/fhir', fhir);
+  app.use('/t/:tenant/fhir', fhir);
+  // Every /admin surface (tenants, HL7 v2 messages, jobs) behind ONE guard: the default tenant's
+  // access token with the admin scope (src/auth/admin-guard.ts).
+  app.use('/admin', adminGuard(config, { storeOf: () => tenants.store(DEFAULT_TENANT) }));
+  app.use('/admin/tenants', tenantAdminRouter({ config, tenants }));
+  // iCal feeds behind secret token URLs (src/workflows/calendar-feed.ts): the token is the credential.
+  app.use('/calendar', calendarRouter(tenants, config.baseUrl));
+  if (deps.hl7v2Admin) app.use('/admin/hl7v2', deps.hl7v2Admin);
+  if (deps.jobsAdmin) app.use('/admin/jobs', deps.jobsAdmin);
+  // Shared prescription PDFs behind signed, expiring, revocable links (src/workflows/pdf-share.ts).
+  app.use('/share', shareLinkRouter(tenants));
   app.use((_req, _res, next) => next(notFound('Not found; the FHIR endpoint is /fhir')));
 
   // Errors: FhirError as its OperationOutcome; body-parser's as 400/413; anything else 500, logged.

@@ -21,6 +21,9 @@ import { conditionalUpdate, updateResource } from '../interactions/update.js';
 import { validateOperation } from '../interactions/validate.js';
 import { reindexOperation, reindexStatusOperation } from '../interactions/reindex.js';
 import { shapeReadResult } from '../search/summary.js';
+import { APPOINTMENT_ROUTES } from '../workflows/appointments-routes.js';
+import { PRESCRIPTION_ROUTES } from '../workflows/medication-routes.js';
+import { SUBSCRIPTION_ROUTES } from '../subscriptions/routes.js';
 import { readBody } from './negotiate.js';
 import { preferences } from './respond.js';
 
@@ -40,6 +43,10 @@ export interface Route {
   /** Path segments: ':type', ':id', ':vid', ':compartmentType' or literals. */
   path: string[];
   write?: boolean;
+  /** Operations: their OperationDefinition ('OperationDefinition/[id]' is made absolute in the CapabilityStatement). */
+  definition?: string;
+  /** A media type the route answers besides FHIR JSON (Accept may ask for it): $pdf → application/pdf. */
+  produces?: string;
   handle(ctx: InteractionContext, req: Request, m: RouteMatch): Promise<InteractionResult>;
 }
 
@@ -72,6 +79,11 @@ function patchBody(req: Request) {
 }
 
 export const ROUTES: Route[] = [
+  // Workflow rows first: their literal paths must win over the generic [type]/[id] rows.
+  ...PRESCRIPTION_ROUTES,
+  ...APPOINTMENT_ROUTES,
+  // Subscription operations (backport IG $status, $events): src/subscriptions/routes.ts.
+  ...SUBSCRIPTION_ROUTES,
   { interaction: 'capabilities', level: 'system', method: 'GET', path: ['metadata'], handle: async (ctx) => ({ status: 200, body: capabilityStatement(ctx.baseUrl, supportedInteractions(), SOFTWARE_VERSION) }) },
   { interaction: 'transaction', level: 'system', method: 'POST', path: [], write: true, handle: (ctx, req) => processBundle(ctx, fhirBody(req), preferences(req).return ?? 'minimal') },
   { interaction: 'batch', level: 'system', method: 'POST', path: [], write: true, handle: (ctx, req) => processBundle(ctx, fhirBody(req), preferences(req).return ?? 'minimal') },
@@ -109,9 +121,17 @@ export function supportedInteractions() {
     system: codes('system').filter((c) => c !== 'capabilities'),
     typeOperations: [...new Set(ROUTES.filter((r) => r.interaction.startsWith('$')).map((r) => r.interaction.slice(1)))].map((name) => ({
       name,
-      definition: `http://hl7.org/fhir/OperationDefinition/Resource-${name}`,
+      ...operationScope(name),
     })),
   };
+}
+
+/** An operation's definition and, for operations routed on literal type names only, those types. */
+function operationScope(name: string): { definition: string; types?: string[] } {
+  const routes = ROUTES.filter((r) => r.interaction === `$${name}`);
+  const definition = routes.find((r) => r.definition)?.definition ?? `http://hl7.org/fhir/OperationDefinition/Resource-${name}`;
+  const literal = routes.every((r) => r.path[0] !== ':type' && !r.path[0]!.startsWith('$'));
+  return literal ? { definition, types: [...new Set(routes.map((r) => r.path[0]!))] } : { definition };
 }
 
 const ID_RE = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -137,6 +157,8 @@ export function matchRoute(method: string, segments: string[], body: unknown): {
         else match.compartmentType = s;
       } else if (p === ':vid') match.vid = s;
       else if (p !== s) ok = false;
+      // A literal type name (Appointment/$find) is the route's type too: scopes and audit read it.
+      else if (i === 0 && isResourceType(p)) match.type = p;
     });
     if (ok) candidates.push({ route, match });
   }

@@ -14,8 +14,8 @@ function mediaType(header: string | undefined): string | undefined {
   return header?.split(';')[0]?.trim().toLowerCase() || undefined;
 }
 
-/** 406 unless the client accepts FHIR JSON (by Accept or _format). */
-export function checkAcceptable(req: Request): void {
+/** 406 unless the client accepts FHIR JSON (by Accept or _format), or `also` (a route's own media type, e.g. application/pdf). */
+export function checkAcceptable(req: Request, also?: string): void {
   const format = typeof req.query._format === 'string' ? req.query._format.toLowerCase() : undefined;
   if (format !== undefined) {
     if (FORMAT_ALIASES.has(format)) return;
@@ -25,7 +25,7 @@ export function checkAcceptable(req: Request): void {
   if (!accept) return;
   const ok = accept.split(',').some((part) => {
     const t = mediaType(part);
-    return t === undefined || t === '*/*' || t === 'application/*' || JSON_TYPES.has(t);
+    return t === undefined || t === '*/*' || t === 'application/*' || JSON_TYPES.has(t) || t === also;
   });
   if (!ok) throw new FhirError(406, { severity: 'error', code: 'not-supported', diagnostics: `None of the accepted types (${accept}) is supported; this server speaks application/fhir+json` });
 }

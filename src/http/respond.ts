@@ -29,6 +29,12 @@ export function respond(req: Request, res: Response, result: InteractionResult, 
     if (result.created) res.setHeader('Location', versionUrl(baseUrl, v));
     else if (isWrite && !v.deleted) res.setHeader('Content-Location', versionUrl(baseUrl, v));
   }
+  if (result.raw) {
+    res.status(result.status).type(result.raw.contentType);
+    if (result.raw.filename) res.setHeader('Content-Disposition', `inline; filename="${result.raw.filename}"`);
+    res.send(result.raw.data);
+    return;
+  }
   const prefer = isWrite ? preferences(req).return ?? 'representation' : 'representation';
   if (result.body === undefined || prefer === 'minimal') {
     if (prefer === 'OperationOutcome') {

@@ -5,11 +5,14 @@
 import type { CapabilityStatement, CapabilityStatementRestResource } from 'fhir/r4.js';
 import { fhirVersion, resourceTypes } from '../fhir/definitions.js';
 import { searchParamsFor } from '../search/parameters.js';
+import { websocketUrl } from '../subscriptions/ws-token.js';
+import { smartSecurity } from '../auth/endpoints.js';
 
 export interface SupportedInteractions {
   type: string[];
   system: string[];
-  typeOperations: { name: string; definition: string }[];
+  /** types: the resource types the operation is routed for (all when absent). */
+  typeOperations: { name: string; definition: string; types?: string[] }[];
 }
 
 let cached: { key: string; statement: CapabilityStatement } | undefined;
@@ -46,7 +49,10 @@ export function capabilityStatement(baseUrl: string, supported: SupportedInterac
     searchParam: [...searchParamsFor(type).values()]
       .filter((p) => p.type !== 'special')
       .map((p) => ({ name: p.code, definition: p.url, type: p.type as 'token' })),
-    operation: supported.typeOperations,
+    operation: supported.typeOperations
+      .filter((o) => !o.types || o.types.includes(type))
+      // Built-in OperationDefinitions are served by this server: refer to them by their address.
+      .map((o) => ({ name: o.name, definition: o.definition.startsWith('OperationDefinition/') ? `${baseUrl}/${o.definition}` : o.definition })),
   }));
   const statement: CapabilityStatement = {
     resourceType: 'CapabilityStatement',
@@ -61,7 +67,11 @@ export function capabilityStatement(baseUrl: string, supported: SupportedInterac
     patchFormat: ['application/json-patch+json', 'application/fhir+json'],
     rest: [
       {
+        // The websocket channel of Subscriptions (src/subscriptions/websocket.ts).
+        extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket', valueUrl: websocketUrl(baseUrl) }],
         mode: 'server',
+        // SMART-on-FHIR endpoints (src/auth/); with AUTH_MODE=open they exist but tokens are optional.
+        security: smartSecurity(baseUrl),
         resource: resources,
         interaction: supported.system.map((code) => ({ code: code as 'transaction' })),
         // Compartment search (GET Patient/[id]/[type]): src/interactions/compartment.ts.

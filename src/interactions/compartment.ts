@@ -15,6 +15,7 @@
  * so Encounter, Practitioner, RelatedPerson and Device compartments are not served.
  */
 import { readFileSync } from 'node:fs';
+import { enforceCompartmentOwner } from '../auth/policy.js';
 import { definitionsFile } from '../fhir/definitions.js';
 import { badRequest, notFound } from '../fhir/outcome.js';
 import type { Binder } from '../search/query-sql.js';
@@ -72,6 +73,7 @@ export async function compartmentSearch(
   pairs: Array<[string, string]>,
   options: { strict: boolean },
 ): Promise<InteractionResult> {
+  enforceCompartmentOwner(ctx, compartmentType, id, targetType); // a patient-limited token: its own compartment only
   const compartment = load(compartmentType);
   if (!compartment) throw notFound(`There is no ${compartmentType} compartment on this server (the Patient compartment is supported)`);
   const all = targetType === '*';

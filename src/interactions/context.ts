@@ -4,6 +4,7 @@
  */
 import type { Resource } from 'fhir/r4.js';
 import type { Access } from '../auth/access.js';
+import type { AuditRequest } from '../audit/types.js';
 import type { SqlClient } from '../store/db.js';
 import type { ResourceStore, StoredVersion } from '../store/resource-store.js';
 
@@ -18,6 +19,16 @@ export interface InteractionContext {
    * or for the server's own work (HL7 v2 inbound, jobs), which is not limited by scopes.
    */
   access?: Access;
+  /**
+   * The request being served, for its AuditEvent and Provenance (src/audit/); undefined when
+   * AUDIT is off and for server-internal work, which then records neither.
+   */
+  audit?: AuditRequest;
+  /**
+   * Who does server-internal work that has no request (e.g. 'HL7 v2 inbound from LAB (LIS)'):
+   * the agent of its writes' Provenance. Defaults to the server itself.
+   */
+  actor?: string;
 }
 
 /** Where reads go: the enclosing transaction if any, else the pool. */
@@ -35,6 +46,8 @@ export interface InteractionResult {
   /** Set Location (creates) rather than Content-Location. */
   created?: boolean;
   headers?: Record<string, string>;
+  /** A non-FHIR body sent as is (a rendered PDF); the route declares the type in Route.produces. */
+  raw?: { contentType: string; data: Buffer; filename?: string };
 }
 
 export function etag(versionId: number | string): string {

@@ -1,4 +1,5 @@
 /** history at instance, type and system level: http.html#history, keyset-paged. */
+import { enforceHistory, filterHistory } from '../auth/policy.js';
 import { badRequest } from '../fhir/outcome.js';
 import type { HistoryCursor, StoredVersion } from '../store/resource-store.js';
 import { bundleText, type BundleEntryText } from './bundle-json.js';
@@ -41,13 +42,16 @@ export async function history(ctx: InteractionContext, target: HistoryTarget, pa
   const at = params.get('_at');
   const cursor = params.get('_cursor');
   const limit = Math.min(count, HISTORY_MAX_COUNT);
-  const rows = limit === 0 ? [] : await ctx.store.history(readClient(ctx), {
+  await enforceHistory(ctx, target); // scopes and patient compartment (src/auth/policy.ts)
+  const found = limit === 0 ? [] : await ctx.store.history(readClient(ctx), {
     ...target,
     since: since === null ? undefined : dateRange(since, '_since').low,
     at: at === null ? undefined : dateRange(at, '_at'),
     count: limit,
     after: cursor === null ? undefined : decodeCursor(cursor),
   });
+  // Entries the token cannot see are left out; paging still follows the unfiltered rows.
+  const rows = await filterHistory(ctx, found);
 
   const path = [target.resourceType, target.id].filter(Boolean).join('/');
   const base = `${ctx.baseUrl}${path ? `/${path}` : ''}/_history`;
@@ -58,9 +62,9 @@ export async function history(ctx: InteractionContext, target: HistoryTarget, pa
   const self = new URLSearchParams(kept);
   if (cursor !== null) self.set('_cursor', cursor);
   const links = [{ relation: 'self', url: `${base}?${self}` }];
-  if (limit > 0 && rows.length === limit) {
+  if (limit > 0 && found.length === limit) {
     const next = new URLSearchParams(kept);
-    next.set('_cursor', encodeCursor(rows[rows.length - 1]!));
+    next.set('_cursor', encodeCursor(found[found.length - 1]!));
     links.push({ relation: 'next', url: `${base}?${next}` });
   }
   const entries: BundleEntryText[] = rows.map((v) => {

@@ -12,6 +12,7 @@
  * - Ignored parameters are listed in an OperationOutcome entry (search.mode = outcome); with
  *   Prefer: handling=strict they are a 400 instead (raised while parsing).
  */
+import { filterVisible, restrictSearch } from '../auth/policy.js';
 import { badRequest, outcome } from '../fhir/outcome.js';
 import { MAX_INCLUDED, parseIncludes, resolveIncludes } from '../search/include.js';
 import {
@@ -106,6 +107,8 @@ export async function runSearch(
   pairs: Array<[string, string]>,
   options: SearchOptions,
 ): Promise<InteractionResult> {
+  // What the access token reaches is part of the search itself (src/auth/policy.ts).
+  ({ target, pairs } = restrictSearch(ctx, target, pairs));
   options = { ...options, registry: options.registry ?? searchRegistryOf(ctx.store) }; // the tenant's search parameters
   const rest = pairs.filter(([k]) => k !== '_format' && k !== '_pretty' && (k !== '_type' || target.path !== ''));
   const parsed = parseScoped(target.scope, rest, options);
@@ -174,6 +177,7 @@ export async function runSearch(
   }));
   if (includes.specs.length && page.length) {
     const inc = await resolveIncludes(client, schema, ctx.baseUrl, page, includes.specs);
+    inc.rows = await filterVisible(ctx, inc.rows);
     const includeShape = shape?.kind === 'elements' ? undefined : shape;
     for (const r of inc.rows) {
       entries.push({

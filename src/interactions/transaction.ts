@@ -19,6 +19,8 @@ import { applyPatch, type PatchFormat } from './patch.js';
 import { parseJson } from './resource-json.js';
 import { writeResult } from './write-result.js';
 import { Writer, type WriteOutcome } from './writer.js';
+import { auditBatchFailure, auditBatchRead, entryEntities } from '../audit/bundle-audit.js';
+import { unwrittenEntities } from '../audit/write-audit.js';
 
 export type ReturnPreference = 'minimal' | 'representation' | 'OperationOutcome';
 
@@ -222,6 +224,9 @@ async function runTransaction(ctx: InteractionContext, entries: Entry[], prefer:
         throw error instanceof FhirError ? error.withContext(where(e), where(e)) : error;
       }
     }
+    // One AuditEvent and one Provenance for the whole Bundle, committed with it (src/audit/).
+    const existing = entries.flatMap((e) => (e.existing ? unwrittenEntities(e.existing) : []));
+    await w.recordRequest([...existing, ...entries.filter((e) => e.method === 'GET' || e.method === 'HEAD').flatMap((e) => entryEntities(e.target))]);
     return entries.map((e) => results.get(e.index)!);
   });
 }
@@ -242,13 +247,20 @@ function errorEntry(fe: FhirError): BundleEntryText {
 async function runBatchEntry(ctx: InteractionContext, raw: BundleEntry, index: number, prefer: ReturnPreference): Promise<BundleEntryText> {
   try {
     const e = parseEntry(raw, index, ctx.baseUrl);
-    if (e.method === 'GET' || e.method === 'HEAD') return await readEntry(ctx, e.target);
+    if (e.method === 'GET' || e.method === 'HEAD') {
+      const read = await readEntry(ctx, e.target);
+      await auditBatchRead(ctx, e.target, read);
+      return read;
+    }
     return await ctx.store.db.transaction(async (tx) => {
       const w = new Writer(ctx, tx);
       if (e.resource) await rewriteReferences(w, e.resource, new Map(), false);
-      return responseEntry(ctx, writeResult(await executeWrite(w, e)), prefer);
+      const outcome = await executeWrite(w, e);
+      await w.recordRequest(unwrittenEntities(outcome, e.target));
+      return responseEntry(ctx, writeResult(outcome), prefer);
     });
   } catch (error) {
+    await auditBatchFailure(ctx, index, error);
     return errorEntry(error instanceof FhirError ? error : new FhirError(500, { severity: 'error', code: 'exception', diagnostics: 'Internal error processing this entry' }));
   }
 }
@@ -259,6 +271,8 @@ export async function processBundle(ctx: InteractionContext, body: unknown, pref
   if (bundle.type !== 'transaction' && bundle.type !== 'batch') {
     throw badRequest(`Bundle.type must be 'transaction' or 'batch' (got '${bundle.type}')`, ['Bundle.type']);
   }
+  // The route was matched before the body was read: the audit record says which it really is.
+  if (ctx.audit) ctx.audit.interaction = bundle.type;
   const raw = bundle.entry ?? [];
   if (!Array.isArray(raw)) throw badRequest('Bundle.entry must be an array', ['Bundle.entry']);
   raw.forEach((e, i) => {

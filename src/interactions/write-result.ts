@@ -2,6 +2,7 @@
 import type { InteractionContext, InteractionResult } from './context.js';
 import type { WriteOutcome } from './writer.js';
 import { Writer } from './writer.js';
+import { unwrittenEntities } from '../audit/write-audit.js';
 
 export function writeResult(outcome: WriteOutcome): InteractionResult {
   switch (outcome.kind) {
@@ -17,7 +18,13 @@ export function writeResult(outcome: WriteOutcome): InteractionResult {
   }
 }
 
-/** Run one write interaction in its own database transaction. */
+/** Run one write interaction in its own database transaction, with its audit records. */
 export function writeInTransaction(ctx: InteractionContext, fn: (w: Writer) => Promise<WriteOutcome>): Promise<InteractionResult> {
-  return ctx.store.db.transaction(async (tx) => writeResult(await fn(new Writer(ctx, tx))));
+  return ctx.store.db.transaction(async (tx) => {
+    const w = new Writer(ctx, tx);
+    const outcome = await fn(w);
+    // Provenance and AuditEvent commit with the write, or not at all (src/audit/write-audit.ts).
+    await w.recordRequest(unwrittenEntities(outcome));
+    return writeResult(outcome);
+  });
 }

@@ -7,6 +7,7 @@
  * Writer (they commit or roll back together with the write). Rules are registered once at start
  * (workflows register theirs); types without rules cost one Map lookup per write.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Resource } from 'fhir/r4.js';
 import type { Writer } from './writer.js';
 
@@ -26,7 +27,16 @@ export interface WriteRule {
   readonly types: readonly string[];
   /** Runs before the version is stored, in the write's transaction. */
   apply(writer: Writer, change: WriteChange): Promise<void>;
+  /**
+   * Only for the writes the caller asked for, not for those other rules make in consequence (the
+   * access policy, src/auth/policy.ts: a patient booking an Appointment may not write Slots, but
+   * the booking rule marks the Slot busy on the server's behalf).
+   */
+  readonly requestedOnly?: boolean;
 }
+
+/** Set while rules run: writes made then are consequences, not requests. */
+const consequence = new AsyncLocalStorage<true>();
 
 const rulesByType = new Map<string, WriteRule[]>();
 
@@ -44,5 +54,9 @@ export function hasWriteRules(resourceType: string): boolean {
 }
 
 export async function applyWriteRules(writer: Writer, change: WriteChange): Promise<void> {
-  for (const rule of rulesByType.get(change.resourceType) ?? []) await rule.apply(writer, change);
+  const derived = consequence.getStore() === true;
+  const rules = (rulesByType.get(change.resourceType) ?? []).filter((rule) => !(derived && rule.requestedOnly));
+  await consequence.run(true, async () => {
+    for (const rule of rules) await rule.apply(writer, change);
+  });
 }

@@ -17,6 +17,8 @@ import { findMatches, normalizeQuery } from './matching.js';
 import { fromStored, nextTimestamp, stamp } from './resource-json.js';
 import { applyWriteRules, hasWriteRules } from './write-rules.js';
 import { activateRequested, checkSubscription, SUBSCRIPTION } from '../subscriptions/validate.js';
+import { recordWriteAudit, type WrittenVersion } from '../audit/write-audit.js';
+import type { AuditEntity } from '../audit/types.js';
 
 export type WriteKind = 'created' | 'updated' | 'deleted' | 'unchanged' | 'existing';
 
@@ -32,6 +34,12 @@ const SEARCH_PARAMETER = 'SearchParameter';
 
 export class Writer {
   readonly now = new Date().toISOString();
+  /** Every version written through this Writer, in order: the request's Provenance and AuditEvent name them (src/audit/). */
+  readonly written: WrittenVersion[] = [];
+  /** Entities the request touched without writing them (named by recordRequest). */
+  private readonly touched: AuditEntity[] = [];
+  private recordScheduled = false;
+  private recorded = false;
   /** The context with reads bound to this transaction. */
   readonly ctx: InteractionContext;
 
@@ -71,6 +79,7 @@ export class Writer {
     }
     // Rows, index rows and the outbox's change events, in one statement (src/store/write-sql.ts).
     await this.ctx.store.insertNew(this.tx, versions);
+    for (const v of versions) this.noteWritten({ resourceType: v.resourceType, id: v.id, versionId: v.versionId, action: 'create', resource: (v as { resource?: Resource }).resource });
     if (versions.some((v) => v.resourceType === SEARCH_PARAMETER)) await tenantSearchParameters(this.ctx.store).bump(this.tx);
   }
 
@@ -99,6 +108,7 @@ export class Writer {
       await applyWriteRules(this, { action: previous ? 'update' : 'create', resourceType: next.resourceType, id, resource: next.resource, previous });
     }
     await this.ctx.store.replaceCurrent(this.tx, current, next);
+    this.noteWritten({ resourceType: next.resourceType, id, versionId: next.versionId, action: current.deleted ? 'create' : 'update', resource: next.resource });
     if (resource.resourceType === SEARCH_PARAMETER) await tenantSearchParameters(this.ctx.store).bump(this.tx);
     return { kind: current.deleted ? 'created' : 'updated', version: next, resource: next.resource };
   }
@@ -135,6 +145,7 @@ export class Writer {
       await applyWriteRules(this, { action: 'delete', resourceType, id, previous: JSON.parse(current.content!) as Resource });
     }
     await this.ctx.store.replaceCurrent(this.tx, current, next);
+    this.noteWritten({ resourceType, id, versionId: next.versionId, action: 'delete' });
     if (resourceType === SEARCH_PARAMETER) await tenantSearchParameters(this.ctx.store).bump(this.tx);
     return { kind: 'deleted', version: next };
   }
@@ -144,6 +155,38 @@ export class Writer {
     if (matches.length > 1) throw preconditionFailed(`The condition '${query}' matches ${matches.length} resources; conditional delete removes one`);
     if (!matches[0]) return { kind: 'unchanged' };
     return this.delete(resourceType, matches[0].id);
+  }
+
+  /**
+   * The request's Provenance and AuditEvent (src/audit/write-audit.ts) are recorded in this
+   * transaction just before it commits, once, naming every version written through this Writer:
+   * every write path gets them without having to remember. Call recordRequest to add resources
+   * the request touched without writing them (a conditional create that matched), or to have a
+   * request that wrote nothing audited too.
+   */
+  recordRequest(extra: AuditEntity[] = []): Promise<void> {
+    this.touched.push(...extra);
+    // Outside Database.transaction (no commit hooks): record now.
+    if (!this.tx.beforeCommit) return this.record();
+    this.scheduleRecord();
+    return Promise.resolve();
+  }
+
+  private noteWritten(version: WrittenVersion): void {
+    this.written.push(version);
+    this.scheduleRecord();
+  }
+
+  private scheduleRecord(): void {
+    if (this.recordScheduled || !this.tx.beforeCommit) return;
+    this.recordScheduled = true;
+    this.tx.beforeCommit(() => this.record());
+  }
+
+  private async record(): Promise<void> {
+    if (this.recorded) return;
+    this.recorded = true;
+    await recordWriteAudit(this, this.touched);
   }
 
   /** Load the current version for a patch: 404/410 when there is nothing to patch. */

@@ -103,6 +103,7 @@ function toBullOptions(opts: JobOptions) {
   const backoff = opts.backoff ?? DEFAULT_BACKOFF;
   return {
     jobId: opts.jobId,
+    delay: opts.delayMs && opts.delayMs > 0 ? Math.ceil(opts.delayMs) : undefined,
     attempts,
     backoff: { type: BACKOFF_TYPE, delay: backoff.delayMs, maxDelayMs: backoff.maxDelayMs },
     removeOnComplete: KEEP_COMPLETED,

@@ -83,11 +83,24 @@ export class MemoryJobQueue implements JobQueue {
   private enqueue(name: string, data: unknown, opts: JobOptions): void {
     if (this.closed) throw new Error('job queue is closed');
     const id = opts.jobId ?? `auto-${this.nextId++}`;
-    if (this.known.has(id)) return;
-    this.known.add(id);
+    // Job ids are unique per queue (as in BullMQ): the relay gives every consumer's queue the same id for one event.
+    const key = `${name}\u0000${id}`;
+    if (this.known.has(key)) return;
+    this.known.add(key);
     if (this.known.size > REMEMBERED_IDS) this.known.delete(this.known.values().next().value!);
     const lane = this.lane(name);
-    lane.ready.push({ id, name, data, attemptsMade: 0, opts });
+    const job: MemoryJob = { id, name, data, attemptsMade: 0, opts };
+    if (opts.delayMs && opts.delayMs > 0) {
+      // Delayed: joins the lane when due (lost on restart like every in-process job).
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        lane.ready.push(job);
+        this.pump(lane);
+      }, opts.delayMs);
+      this.timers.add(timer);
+      return;
+    }
+    lane.ready.push(job);
     this.pump(lane);
   }
 

@@ -19,6 +19,8 @@ export interface JobOptions {
   /** Total attempts (default 1); Infinity → retried until it succeeds. */
   attempts?: number;
   backoff?: Backoff;
+  /** Run no earlier than this many milliseconds from now (reminders); 0/undefined → at once. */
+  delayMs?: number;
 }
 
 export interface JobInfo<T = unknown> {

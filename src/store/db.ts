@@ -10,6 +10,24 @@ export interface QueryResult<T> {
 
 export interface SqlClient {
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
+  /**
+   * Inside Database.transaction only: run fn after the transaction's work, just before COMMIT
+   * (in registration order; an error rolls everything back). The Writer records a write's
+   * Provenance this way, whoever opened the transaction.
+   */
+  beforeCommit?(fn: () => Promise<void>): void;
+}
+
+/** A transaction's before-commit hooks: collected while it runs, run (in order) before COMMIT. */
+export class CommitHooks {
+  private readonly hooks: Array<() => Promise<void>> = [];
+  add(fn: () => Promise<void>): void {
+    this.hooks.push(fn);
+  }
+  async run(): Promise<void> {
+    // Hooks may register more hooks (a write made by a hook): run until none is left.
+    for (let i = 0; i < this.hooks.length; i++) await this.hooks[i]!();
+  }
 }
 
 export interface Database extends SqlClient {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database, QueryResult, SqlClient } from './db.js';
-import { MAX_TRANSACTION_ATTEMPTS, RETRYABLE_SQLSTATES, sqlState } from './db.js';
+import { CommitHooks, MAX_TRANSACTION_ATTEMPTS, RETRYABLE_SQLSTATES, sqlState } from './db.js';
 import { acquireDirectoryLock, type DirectoryLock } from './dir-lock.js';
 
 /** Retry fn while it fails with a transient SQLSTATE (deadlock, serialization failure). */
@@ -64,13 +64,16 @@ export class PostgresDatabase implements Database {
       const client = await this.pool.connect();
       try {
         await client.query('BEGIN');
+        const hooks = new CommitHooks();
         const tx: SqlClient = {
           query: async <R>(sql: string, params?: unknown[]) => {
             const r = await client.query(sql, params as unknown[]);
             return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
           },
+          beforeCommit: (hook) => hooks.add(hook),
         };
         const result = await fn(tx);
+        await hooks.run();
         await client.query('COMMIT');
         return result;
       } catch (error) {
@@ -129,13 +132,17 @@ export class PgliteDatabase implements Database {
     // PGlite has one connection; its transaction() queues other queries until this one ends.
     return withRetries(() =>
       this.db.transaction(async (t) => {
+        const hooks = new CommitHooks();
         const tx: SqlClient = {
           query: async <R>(sql: string, params?: unknown[]) => {
             const r = await t.query<R>(sql, params as unknown[]);
             return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
           },
+          beforeCommit: (hook) => hooks.add(hook),
         };
-        return fn(tx);
+        const result = await fn(tx);
+        await hooks.run();
+        return result;
       }),
     );
   }

@@ -181,6 +181,118 @@ export function migrations(schema: string): string[] {
     );
     INSERT INTO ${s}.outbox_cursor (name) VALUES ('relay');
     `,
+    // Subscriptions (src/subscriptions/numbering.ts, delivery.ts): per subscription a counter of
+    // matched events (events-since-subscription-start), what was delivered, who created it, the
+    // delivery lease and retry state; one row per numbered event, unique per (subscription, change seq).
+    `
+    CREATE TABLE ${s}.subscription_state (
+      subscription_id    text        PRIMARY KEY,
+      events_since_start bigint      NOT NULL DEFAULT 0,
+      delivered          bigint      NOT NULL DEFAULT 0,
+      owner              jsonb,
+      failures           integer     NOT NULL DEFAULT 0,
+      last_error         text,
+      next_attempt_at    timestamptz,
+      lease_token        text,
+      lease_until        timestamptz,
+      updated_at         timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE ${s}.subscription_event (
+      subscription_id text        NOT NULL,
+      event_number    bigint      NOT NULL,
+      change_seq      bigint      NOT NULL,
+      resource_type   text        NOT NULL,
+      id              text        NOT NULL,
+      version_id      integer     NOT NULL,
+      action          text        NOT NULL,
+      created_at      timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (subscription_id, event_number),
+      UNIQUE (subscription_id, change_seq)
+    );
+    CREATE INDEX subscription_event_resource_idx ON ${s}.subscription_event (subscription_id, resource_type, id, version_id);
+    `,
+    // SMART-on-FHIR authorization (src/auth/): signing keys, OAuth clients, users, authorization
+    // codes, refresh tokens (hashed), revoked access-token ids, used client-assertion ids and EHR
+    // launch contexts.
+    `
+    CREATE TABLE ${s}.auth_key (
+      kid text PRIMARY KEY, alg text NOT NULL, private_jwk text NOT NULL, public_jwk text NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE ${s}.auth_client (
+      client_id text PRIMARY KEY, name text NOT NULL, kind text NOT NULL, auth_method text NOT NULL,
+      secret_hash text, redirect_uris jsonb NOT NULL DEFAULT '[]', scope text NOT NULL,
+      jwks jsonb, jwks_uri text, created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE ${s}.auth_user (
+      id text PRIMARY KEY, username text NOT NULL UNIQUE, password_hash text NOT NULL,
+      fhir_user text NOT NULL, patient_id text, totp_secret text,
+      failed_logins integer NOT NULL DEFAULT 0, locked_until timestamptz,
+      created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE ${s}.auth_code (
+      code_hash text PRIMARY KEY, client_id text NOT NULL, user_id text NOT NULL, redirect_uri text NOT NULL,
+      scope text NOT NULL, code_challenge text, patient text, encounter text, nonce text,
+      expires_at timestamptz NOT NULL, used_at timestamptz
+    );
+    CREATE TABLE ${s}.auth_refresh (
+      token_hash text PRIMARY KEY, family text NOT NULL, client_id text NOT NULL, user_id text,
+      scope text NOT NULL, patient text, encounter text, fhir_user text,
+      expires_at timestamptz NOT NULL, rotated_at timestamptz, revoked_at timestamptz
+    );
+    CREATE INDEX auth_refresh_family_idx ON ${s}.auth_refresh (family);
+    CREATE TABLE ${s}.auth_revoked (jti text PRIMARY KEY, expires_at timestamptz NOT NULL);
+    CREATE TABLE ${s}.auth_assertion (
+      client_id text NOT NULL, jti text NOT NULL, expires_at timestamptz NOT NULL, PRIMARY KEY (client_id, jti)
+    );
+    CREATE TABLE ${s}.auth_launch (
+      id text PRIMARY KEY, patient text, encounter text, expires_at timestamptz NOT NULL
+    );
+    `,
+    // HL7 v2 outbound (src/hl7v2/outbound/): a sent message's destination Endpoint, its dedupe key
+    // (endpoint + resource version: a re-run change job never queues twice), the resource it is
+    // about and why (NW/CA/XO/A04/A08), delivery attempts, retry time and the sending lease.
+    `
+    ALTER TABLE ${s}.hl7_message
+      ADD COLUMN endpoint text, ADD COLUMN dedupe_key text, ADD COLUMN focus text, ADD COLUMN event text,
+      ADD COLUMN attempts integer NOT NULL DEFAULT 0, ADD COLUMN next_attempt_at timestamptz, ADD COLUMN lease_until timestamptz;
+    CREATE UNIQUE INDEX hl7_message_out_dedupe_idx ON ${s}.hl7_message (dedupe_key) WHERE direction = 'out';
+    CREATE INDEX hl7_message_out_pending_idx ON ${s}.hl7_message (endpoint, id) WHERE direction = 'out' AND status IN ('queued', 'failed');
+    CREATE INDEX hl7_message_out_focus_idx ON ${s}.hl7_message (focus, endpoint) WHERE direction = 'out';
+    `,
+    // Prescriptions workflow (src/workflows/pdf-share.ts): shareable prescription PDF links (the
+    // revocation list: revoked_at) and the tenant's generated HMAC key when SHARE_LINK_SECRET is unset.
+    `
+    CREATE TABLE ${s}.share_link (
+      token_id   text        PRIMARY KEY,
+      focus      text        NOT NULL,
+      binary_id  text        NOT NULL,
+      expires_at timestamptz NOT NULL,
+      revoked_at timestamptz,
+      created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX share_link_focus_idx ON ${s}.share_link (focus);
+    CREATE TABLE ${s}.workflow_secret (name text PRIMARY KEY, value text NOT NULL);
+    `,
+    // Subscriptions, heartbeats (src/subscriptions/heartbeat.ts): when the last notification went
+    // out, and the backport heartbeat period of topic-based rest-hook subscriptions.
+    `
+    ALTER TABLE ${s}.subscription_state ADD COLUMN last_sent_at timestamptz, ADD COLUMN heartbeat_seconds integer;
+    `,
+    // Subscriptions (src/subscriptions/rest-hook.ts): the matcher's own cursor over change_event, so
+    // that subscription events are numbered in commit order; it starts where the relay is now.
+    `
+    INSERT INTO ${s}.outbox_cursor (name, tx, seq) SELECT 'subscriptions', tx, seq FROM ${s}.outbox_cursor WHERE name = 'relay' ON CONFLICT DO NOTHING;
+    `,
+    // Subscriptions, websocket channel (src/subscriptions/ws-token.ts): short-lived binding tokens
+    // of $get-ws-binding-token (sha-256 of the token only), one use each.
+    `
+    CREATE TABLE ${s}.subscription_ws_token (
+      token_hash      text        PRIMARY KEY,
+      subscription_id text        NOT NULL,
+      expires_at      timestamptz NOT NULL
+    );
+    `,
   ];
 }
 

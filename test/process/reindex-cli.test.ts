@@ -15,7 +15,7 @@ const EXT = 'http://example.org/fhir/StructureDefinition/pet-name';
 function runCli(args: string[], env: Record<string, string>) {
   return spawnSync(process.execPath, ['--import', 'tsx', 'scripts/tools/reindex.ts', ...args], {
     cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: '', LOG_LEVEL: 'silent', ...env },
+    env: { ...process.env, DATABASE_URL: '', LOG_LEVEL: 'silent', AUTH_MODE: 'open', ...env },
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -38,7 +38,7 @@ describe.each(ENGINES)('reindex CLI on %s', (engine) => {
       cleanups.push(() => database.drop());
       env = { DATABASE_URL: database.url };
     }
-    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', MLLP_PORT: 'off', ...env });
+    const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', MLLP_PORT: 'off', AUTH_MODE: 'open', ...env });
     const start = async () => {
       const server = await startServer(config, pino({ level: 'silent' }));
       return { server, base: `${server.url}/fhir` };

@@ -25,7 +25,7 @@ async function startProcess(env: Record<string, string>): Promise<{ child: Child
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MLLP_PORT: 'off', ...env },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MLLP_PORT: 'off', AUTH_MODE: 'open', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -23,7 +23,7 @@ const tempDir = () => {
 };
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-const config = (dataDir: string) => loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'silent', MLLP_PORT: 'off' });
+const config = (dataDir: string) => loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'silent', MLLP_PORT: 'off', AUTH_MODE: 'open' });
 
 describe('embedded store (PGlite)', () => {
   it('keeps resources across a restart', async () => {

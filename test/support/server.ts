@@ -64,6 +64,7 @@ export async function startTestServer(engine: Engine, env: Record<string, string
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
     MLLP_PORT: 'off', // HL7 v2 suites pass MLLP_PORT: '0'
+    AUTH_MODE: 'open', // suites about authorization pass AUTH_MODE: 'smart' (test/support/auth.ts)
     ...(dataDir ? { DATA_DIR: dataDir } : { DATABASE_URL: database!.url }),
     ...env,
   });

@@ -1,0 +1,70 @@
+/**
+ * Which tenants exist. A tenant is its PostgreSQL schema (tenant_<name>, src/store/tenants.ts);
+ * it exists once created explicitly (admin API, CLI) — only 'default' exists implicitly — so a
+ * mistyped /t/{tenant}/fhir answers 404 instead of creating a schema. Existence is read from the
+ * database (every worker process sees a tenant another one created); known tenants are cached.
+ */
+import { FhirError, notFound } from '../fhir/outcome.js';
+import { DEFAULT_TENANT, schemaForTenant, type Tenants } from '../store/tenants.js';
+
+/** Lowercase letter first, then lowercase letters, digits or '_': usable in a url and as a schema name. */
+export const TENANT_NAME = /^[a-z][a-z0-9_]{0,40}$/;
+
+const known = new WeakMap<Tenants, Set<string>>();
+
+function knownOf(tenants: Tenants): Set<string> {
+  let set = known.get(tenants);
+  if (!set) known.set(tenants, (set = new Set([DEFAULT_TENANT])));
+  return set;
+}
+
+export function checkTenantName(name: unknown): string {
+  if (typeof name !== 'string' || !TENANT_NAME.test(name)) {
+    throw new FhirError(400, {
+      severity: 'error',
+      code: 'invalid',
+      diagnostics: `A tenant name is 1 to 41 characters: a lowercase letter, then lowercase letters, digits or '_' (got ${JSON.stringify(name)})`,
+    });
+  }
+  return name;
+}
+
+async function schemaExists(tenants: Tenants, name: string): Promise<boolean> {
+  const r = await tenants.db.query<{ ok: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'schema_migrations') AS ok`,
+    [schemaForTenant(name)],
+  );
+  return r.rows[0]?.ok === true;
+}
+
+export async function tenantExists(tenants: Tenants, name: string): Promise<boolean> {
+  if (!TENANT_NAME.test(name)) return false;
+  const set = knownOf(tenants);
+  if (set.has(name)) return true;
+  if (!(await schemaExists(tenants, name))) return false;
+  set.add(name);
+  return true;
+}
+
+/** The tenant's store, or 404 if the tenant was never created. */
+export async function existingTenantStore(tenants: Tenants, name: string) {
+  if (!(await tenantExists(tenants, name))) throw notFound(`Unknown tenant '${name}'`);
+  return tenants.store(name);
+}
+
+/** Create a tenant (its schema and tables); false if it already existed. */
+export async function createTenant(tenants: Tenants, name: string): Promise<boolean> {
+  checkTenantName(name);
+  if (await tenantExists(tenants, name)) return false;
+  await tenants.store(name); // creates the schema and applies the migrations
+  knownOf(tenants).add(name);
+  return true;
+}
+
+/** Every created tenant (the default one included once it has been used), sorted by name. */
+export async function listTenants(tenants: Tenants): Promise<string[]> {
+  const r = await tenants.db.query<{ schema: string }>(
+    `SELECT table_schema AS schema FROM information_schema.tables WHERE table_name = 'schema_migrations' AND table_schema LIKE 'tenant\\_%' ORDER BY 1`,
+  );
+  return r.rows.map((row) => row.schema.slice('tenant_'.length)).filter((n) => TENANT_NAME.test(n));
+}
