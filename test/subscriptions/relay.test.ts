@@ -120,7 +120,7 @@ describe.each(ENGINES)('outbox relay on %s', (engine) => {
     );
     await drain(db, q);
     expect(q.jobs.map((j) => j.data.id)).toEqual(['watched']);
-    const cursor = await db.query<{ seq: string }>(`SELECT seq FROM ${SCHEMA}.outbox_cursor`);
+    const cursor = await db.query<{ seq: string }>(`SELECT seq FROM ${SCHEMA}.outbox_cursor WHERE name = 'relay'`);
     const max = await db.query<{ seq: string }>(`SELECT max(seq) AS seq FROM ${SCHEMA}.change_event`);
     expect(String(cursor.rows[0]!.seq)).toBe(String(max.rows[0]!.seq));
   });

@@ -4,73 +4,9 @@
  * with BullMQ on Redis under a key prefix of this run, removed afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, ENGINES, useTestServer } from '../support/server.js';
-
-interface Delivery {
-  hook: string;
-  status: number;
-  method: string;
-  /** What follows /hook/<name>/ in the request path. */
-  path: string;
-  headers: IncomingMessage['headers'];
-  body: string;
-  event: string;
-}
-
-/** A webhook receiver: records every request; `fail` decides which hooks answer 500. */
-class Receiver {
-  readonly deliveries: Delivery[] = [];
-  readonly failing = new Set<string>();
-  private server?: Server;
-  port = 0;
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        // /hook/<name> (empty payload, POST) or /hook/<name>/<type>/<id> (full resource, PUT).
-        const [hook = '', ...rest] = (req.url ?? '').replace(/^\/hook\//, '').split('/');
-        const status = this.failing.has(hook) ? 500 : 200;
-        this.deliveries.push({ hook, status, method: req.method ?? '', path: rest.join('/'), headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), event: String(req.headers['x-carebridge-event']) });
-        res.writeHead(status).end();
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server!.address() as AddressInfo).port;
-  }
-
-  url(hook: string): string {
-    return `http://127.0.0.1:${this.port}/hook/${hook}`;
-  }
-
-  ok(hook: string): Delivery[] {
-    return this.deliveries.filter((d) => d.hook === hook && d.status === 200);
-  }
-
-  all(hook: string): Delivery[] {
-    return this.deliveries.filter((d) => d.hook === hook);
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
-  }
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { Receiver, removeKeys, sleep, until } from './receiver.js';
 
 /** Quiet period after which "no (more) notifications" is asserted: several relay polls and job rounds. */
 const QUIET_MS = 1500;
@@ -112,14 +48,14 @@ describe.each(MATRIX)('rest-hook Subscriptions on %s, %s queue', (engine, queueK
     return { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code }] }, valueQuantity: { value } };
   }
 
-  it('rejects endpoints that are not http(s), unknown criteria parameters, other channel types', async () => {
+  it('rejects endpoints that are not http(s), unknown criteria parameters, unsupported channel types', async () => {
     for (const endpoint of ['ftp://example.org/x', 'mailto:a@example.org', '/relative', 'not a url']) {
       const r = await call(t.base, 'POST', '/Subscription', { ...subscription('x', 'x'), channel: { type: 'rest-hook', endpoint } });
       expect(r.status, endpoint).toBe(400);
       expect(r.body.resourceType).toBe('OperationOutcome');
     }
     expect((await call(t.base, 'POST', '/Subscription', { ...subscription('x', 'x'), criteria: 'Observation?nonsense=1' })).status).toBe(400);
-    expect((await call(t.base, 'POST', '/Subscription', { ...subscription('x', 'x'), channel: { type: 'websocket' } })).status).toBe(400);
+    expect((await call(t.base, 'POST', '/Subscription', { ...subscription('x', 'x'), channel: { type: 'email', endpoint: 'mailto:a@example.org' } })).status).toBe(400);
     const badPayload = { ...subscription('x', 'x'), channel: { type: 'rest-hook', endpoint: receiver.url('x'), payload: 'application/fhir+xml' } };
     expect((await call(t.base, 'POST', '/Subscription', badPayload)).status).toBe(400);
   });
@@ -165,6 +101,9 @@ describe.each(MATRIX)('rest-hook Subscriptions on %s, %s queue', (engine, queueK
     await sleep(QUIET_MS);
     expect(receiver.all('full')).toHaveLength(3);
     expect(receiver.all('empty')).toHaveLength(3);
+    // Numbered per subscription from 1, in order.
+    expect(receiver.all('full').map((d) => d.number)).toEqual([1, 2, 3]);
+    expect(receiver.all('empty').map((d) => d.number)).toEqual([1, 2, 3]);
   });
 
   it('a transaction with 50 matching entries gives 50 notifications, each once', async () => {
@@ -186,10 +125,11 @@ describe.each(MATRIX)('rest-hook Subscriptions on %s, %s queue', (engine, queueK
     const got = receiver.all('fifty').map((d) => JSON.parse(d.body).id as string);
     expect(got).toHaveLength(50);
     expect(new Set(got)).toEqual(ids);
+    expect(receiver.all('fifty').map((d) => d.number)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     console.log(`[${engine}/${queueKind}] 50-entry transaction → 50 notifications in ${latency} ms`);
   });
 
-  it('receiver failing (500) then recovering: subscription goes to error and back, every event delivered', async () => {
+  it('receiver down then back: subscription goes to error and back, every event delivered once per number, in order', async () => {
     const code = `c-${tag}-flaky`;
     receiver.failing.add('flaky');
     const sub = await call(t.base, 'POST', '/Subscription', subscription('flaky', code));
@@ -200,39 +140,26 @@ describe.each(MATRIX)('rest-hook Subscriptions on %s, %s queue', (engine, queueK
     await until(async () => (await call(t.base, 'GET', `/Subscription/${sub.body.id}`)).body.status === 'error', 30_000, 'status error');
     const inError = (await call(t.base, 'GET', `/Subscription/${sub.body.id}`)).body;
     expect(inError.error).toMatch(/HTTP 500/);
-    // An event while in error is still delivered later.
+    // An event while in error is still numbered and delivered later.
     created.push((await call(t.base, 'POST', '/Observation', observation(code, 99))).body.id);
     await sleep(500);
+    // Ordered delivery: while event 1 fails, nothing after it was attempted.
+    expect(new Set(receiver.all('flaky').map((d) => d.number))).toEqual(new Set([1]));
     receiver.failing.delete('flaky');
-    await until(() => new Set(receiver.ok('flaky').map((d) => d.event)).size >= 6, 40_000, 'all delivered after recovery');
+    await until(() => new Set(receiver.ok('flaky').map((d) => d.number)).size >= 6, 40_000, 'all delivered after recovery');
     await until(async () => (await call(t.base, 'GET', `/Subscription/${sub.body.id}`)).body.status === 'active', 15_000, 'status active');
     await sleep(QUIET_MS);
     const ok = receiver.ok('flaky');
-    // Each event delivered; a duplicate could only repeat the same event with the same resource.
-    const byEvent = new Map<string, Set<string>>();
-    for (const d of ok) {
-      const id = JSON.parse(d.body).id as string;
-      byEvent.set(d.event, (byEvent.get(d.event) ?? new Set()).add(id));
-    }
-    expect(byEvent.size).toBe(6);
-    for (const ids of byEvent.values()) expect(ids.size).toBe(1);
-    expect(new Set(ok.map((d) => JSON.parse(d.body).id))).toEqual(new Set(created));
+    // In event-number order (a duplicate can only repeat the number just sent), each number one resource.
+    const numbers = ok.map((d) => d.number);
+    expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
+    expect([...new Set(numbers)]).toEqual([1, 2, 3, 4, 5, 6]);
+    const byNumber = new Map<number, Set<string>>();
+    for (const d of ok) byNumber.set(d.number, (byNumber.get(d.number) ?? new Set()).add(JSON.parse(d.body).id as string));
+    for (const ids of byNumber.values()) expect(ids.size).toBe(1);
+    expect([1, 2, 3, 4, 5, 6].map((n) => [...byNumber.get(n)!][0])).toEqual(created);
     const failures = receiver.all('flaky').length - ok.length;
-    expect(failures).toBeGreaterThanOrEqual(5); // every one of the first five events failed at least once
+    expect(failures).toBeGreaterThanOrEqual(3);
     console.log(`[${engine}/${queueKind}] flaky receiver: ${failures} failed attempts, ${ok.length} successful deliveries for 6 events`);
   }, 90_000);
 });
-
-async function removeKeys(prefix: string): Promise<void> {
-  const redis = new Redis(process.env.REDIS_URL!);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
