@@ -100,7 +100,8 @@ export function offsetFor(v: V2DateTime, timezone: string): string {
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
-function zoneOffsetMinutes(utcMillis: number, timezone: string): number {
+/** Minutes the IANA zone is ahead of UTC at the instant (also the scheduling workflows' time zone math). */
+export function zoneOffsetMinutes(utcMillis: number, timezone: string): number {
   let f = formatters.get(timezone);
   if (!f) {
     f = new Intl.DateTimeFormat('en-US', {

@@ -15,7 +15,7 @@ export async function startHl7v2(config: Config, tenants: Tenants, logger: Logge
   const mapper = new Mapper(loadMappingConfig());
   const log = logger.child({ component: 'hl7v2' });
   const baseUrl = `${config.baseUrl ?? `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${httpPort}`}/fhir`;
-  const inbound = new InboundHandler({ tenants, mapper, logger: log, baseUrl });
+  const inbound = new InboundHandler({ tenants, mapper, logger: log, baseUrl, ownPlacerSystem: config.hl7v2Outbound.placerSystem });
   const listener = await startMllpListener(
     { port: config.mllpPort, host: config.host, maxMessageBytes: config.mllpMaxMessageBytes, idleTimeoutMs: config.mllpIdleTimeoutMs },
     inbound,

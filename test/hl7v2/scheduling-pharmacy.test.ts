@@ -106,6 +106,34 @@ describe.each(ENGINES)('HL7 v2 scheduling, pharmacy and immunization on %s', (en
     expect(await search(t.base, 'Appointment?_count=50')).toHaveLength(1);
   });
 
+  it('an SIU booking does not occupy a CareBridge Slot of the same practitioner and start (README "Appointments": decision)', async () => {
+    // The AIP practitioner (GHH 1210) with a Schedule and a free Slot at the SIU's start.
+    const gastro = await call(t.base, 'PUT', `/${byIdentifier('Practitioner', GHH_SENDER, '1210')}`, { resourceType: 'Practitioner', identifier: [{ system: GHH_SENDER, value: '1210' }] });
+    expect([200, 201]).toContain(gastro.status);
+    const schedule = await call(t.base, 'POST', '/Schedule', { resourceType: 'Schedule', actor: [{ reference: `Practitioner/${gastro.body.id}` }] });
+    const slot = await call(t.base, 'POST', '/Slot', { resourceType: 'Slot', schedule: { reference: `Schedule/${schedule.body.id}` }, status: 'free', start: '2021-09-24T09:30:00+02:15', end: '2021-09-24T10:20:00+02:15' });
+    expect(slot.status, slot.text).toBe(201);
+
+    let s12 = setField(siu('S12', 'SIU-SLOT-1'), 'SCH', 1, '77777');
+    s12 = setField(s12, 'SCH', 2, '77778');
+    expect((await send(s12)).msa).toEqual(['MSA', 'AA', 'SIU-SLOT-1']);
+    const [booked] = await search(t.base, byIdentifier('Appointment', GHH_SENDER, '77777'));
+    expect(booked).toMatchObject({ status: 'booked', start: '2021-09-24T09:30:00+02:15' });
+    expect(booked.participant.some((p: any) => p.actor?.reference === `Practitioner/${gastro.body.id}`)).toBe(true);
+    expect(booked.slot).toBeUndefined();
+    expect((await call(t.base, 'GET', `/Slot/${slot.body.id}`)).body).toMatchObject({ status: 'free', meta: { versionId: '1' } });
+    // So CareBridge can still book that slot: one system should own the practitioner's calendar.
+    const local = await call(t.base, 'POST', '/Appointment', {
+      resourceType: 'Appointment',
+      status: 'booked',
+      start: slot.body.start,
+      end: slot.body.end,
+      slot: [{ reference: `Slot/${slot.body.id}` }],
+      participant: [{ actor: { reference: `Practitioner/${gastro.body.id}` }, status: 'accepted' }],
+    });
+    expect(local.status, local.text).toBe(201);
+  });
+
   it('RDE^O11: a MedicationRequest with order identifiers, status, medication, dose, route and dispense quantity', async () => {
     expect((await send(withControlId(fixture('msfc_RDE-O11-01.hl7'), 'RDE-1'))).msa).toEqual(['MSA', 'AA', 'RDE-1']);
     const [request, ...others] = await search(t.base, byIdentifier('MedicationRequest', 'urn:carebridge:hl7v2:authority:EPC', '1163422591'));
