@@ -23,7 +23,8 @@ import { findMatches, findMatchesMany, normalizeQuery } from '../interactions/ma
 import type { Writer, WriteOutcome } from '../interactions/writer.js';
 import type { NewVersion, StoredVersion } from '../store/resource-store.js';
 import { V2DataError } from './ack.js';
-import type { MergePlan, Plan, PlanEntry } from './mapper.js';
+import type { MergePlan, Plan, PlanEntry, WriteIdentity } from './mapper.js';
+import { ownOrderCondition, preferIdentifier } from './own-orders.js';
 
 export interface WrittenResource {
   reference: string;
@@ -53,15 +54,15 @@ function writeOrder(entries: PlanEntry[]): PlanEntry[] {
   return order;
 }
 
-async function writeEntry(w: Writer, e: PlanEntry, resource: Resource): Promise<WriteOutcome> {
+async function writeEntry(w: Writer, identity: WriteIdentity, resource: Resource): Promise<WriteOutcome> {
   const checked = w.check(resource, resource.resourceType);
-  switch (e.identity.kind) {
+  switch (identity.kind) {
     case 'conditional':
-      if (e.identity.mode === 'reference') return w.create(checked, { ifNoneExist: e.identity.query });
-      if (e.identity.preserve) return updateKeeping(w, checked, e.identity.query, e.identity.preserve);
-      return w.conditionalUpdate(checked, e.identity.query);
+      if (identity.mode === 'reference') return w.create(checked, { ifNoneExist: identity.query });
+      if (identity.preserve) return updateKeeping(w, checked, identity.query, identity.preserve);
+      return w.conditionalUpdate(checked, identity.query);
     case 'id':
-      return w.update({ ...checked, id: e.identity.id }, e.identity.id);
+      return w.update({ ...checked, id: identity.id }, identity.id);
     case 'create':
       return w.create(checked);
   }
@@ -79,12 +80,89 @@ async function updateKeeping(w: Writer, resource: Resource, query: string, prese
   return w.update(merged as unknown as Resource, match.id);
 }
 
-export async function applyPlan(w: Writer, plan: Plan): Promise<WrittenResource[]> {
+export interface ApplyOptions {
+  /** HL7V2_PLACER_SYSTEM: a number in it may be the id of an order sent without identifier (own-orders.ts). */
+  ownPlacerSystem?: string;
+}
+
+export async function applyPlan(w: Writer, plan: Plan, options: ApplyOptions = {}): Promise<WrittenResource[]> {
   const order = writeOrder(plan.entries);
-  const batched = canBatch(order) ? await applyBatched(w, order) : undefined;
-  const { written, resolved } = batched ?? (await applySequential(w, order));
+  const batched = canBatch(order) ? await applyBatched(w, order, options) : undefined;
+  const { written, resolved } = batched ?? (await applySequential(w, order, options));
   for (const merge of plan.merges) written.push(...(await applyMerge(w, merge, resolved.get(merge.survivorUrl)!)));
   return written;
+}
+
+/**
+ * Several messages' plans written as one (a batch of one connection's frames, inbound.ts): one
+ * identity resolution and one insert for all of them. A reference several messages share (the
+ * attending doctor) is resolved once, as if the messages came one after the other. When the
+ * plans touch the same resources otherwise (the same patient twice), they are applied one after
+ * the other instead, still in the caller's transaction. Plans with merges are not accepted.
+ * Returns the written resources of each plan.
+ */
+export async function applyPlans(w: Writer, plans: Plan[], options: ApplyOptions = {}): Promise<WrittenResource[][]> {
+  if (plans.some((p) => p.merges.length > 0)) throw new Error('applyPlans: plans with merges are applied one by one');
+  const canonical = new Map<string, PlanEntry>();
+  const alias = new Map<string, string>();
+  const sharedBy = new Map<PlanEntry, PlanEntry>();
+  const entries: PlanEntry[] = [];
+  const owner = new Map<PlanEntry, number>();
+  plans.forEach((plan, i) => {
+    for (const e of plan.entries) {
+      if (e.identity.kind === 'conditional' && e.identity.mode === 'reference') {
+        const key = `${e.resource.resourceType}?${normalizeQuery(e.identity.query)}`;
+        const first = canonical.get(key);
+        if (first) {
+          alias.set(e.fullUrl, first.fullUrl);
+          sharedBy.set(e, first);
+          continue;
+        }
+        canonical.set(key, e);
+      }
+      owner.set(e, i);
+      entries.push(e);
+    }
+  });
+  // Later messages' references to a shared entry point at its first occurrence (a copy: the plans stay as mapped).
+  const combinedOf = new Map<PlanEntry, PlanEntry>();
+  const combined = entries.map((e) => {
+    let changed = false;
+    const resource = alias.size === 0 ? e.resource : structuredClone(e.resource);
+    if (alias.size > 0) {
+      eachReference(resource, (ref) => {
+        const to = alias.get(ref);
+        if (to) changed = true;
+        return to;
+      });
+    }
+    const entry = changed ? { ...e, resource } : e;
+    combinedOf.set(e, entry);
+    owner.set(entry, owner.get(e)!);
+    return entry;
+  });
+  const order = writeOrder(combined);
+  if (!canBatch(order)) {
+    const out: WrittenResource[][] = [];
+    for (const plan of plans) out.push(await applyPlan(w, plan, options));
+    return out;
+  }
+  const { written } = await applyBatched(w, order, options);
+  const byEntry = new Map<PlanEntry, WrittenResource>();
+  const out: WrittenResource[][] = plans.map(() => []);
+  order.forEach((e, i) => {
+    byEntry.set(e, written[i]!);
+    out[owner.get(e)!]!.push(written[i]!);
+  });
+  // A message whose shared reference an earlier message of the batch resolved: that resource, found.
+  plans.forEach((plan, i) => {
+    for (const e of plan.entries) {
+      const first = sharedBy.get(e);
+      const resolved = first && byEntry.get(combinedOf.get(first)!);
+      if (resolved) out[i]!.push({ ...resolved, outcome: 'existing' });
+    }
+  });
+  return out;
 }
 
 /** A Writer error while writing an entry as the HL7 error of the entry's segment. */
@@ -96,7 +174,7 @@ function entryError(e: PlanEntry, error: unknown): unknown {
 }
 
 /** One entry after the other, each through the Writer's own interaction (the general path). */
-async function applySequential(w: Writer, order: PlanEntry[]): Promise<{ written: WrittenResource[]; resolved: Map<string, string> }> {
+async function applySequential(w: Writer, order: PlanEntry[], options: ApplyOptions): Promise<{ written: WrittenResource[]; resolved: Map<string, string> }> {
   const resolved = new Map<string, string>();
   const written: WrittenResource[] = [];
   for (const e of order) {
@@ -105,7 +183,7 @@ async function applySequential(w: Writer, order: PlanEntry[]): Promise<{ written
     eachReference(resource, (ref) => (ref.startsWith('urn:uuid:') ? resolved.get(ref) : undefined));
     let out: WriteOutcome;
     try {
-      out = await writeEntry(w, e, resource);
+      out = await writeEntry(w, await ownOrderIdentity(w, e, options), resource);
     } catch (error) {
       throw entryError(e, error);
     }
@@ -114,6 +192,22 @@ async function applySequential(w: Writer, order: PlanEntry[]): Promise<{ written
     written.push({ reference: `${v.resourceType}/${v.id}`, versionId: v.versionId, outcome: out.kind });
   }
   return { written, resolved };
+}
+
+/**
+ * The sequential path's fallback for an order number of our own (own-orders.ts): when the
+ * identifier finds nothing and the number is the id of one order, the entry is written as a
+ * condition on that id. Costs one statement, for such entries only (the batched path pays none).
+ */
+async function ownOrderIdentity(w: Writer, e: PlanEntry, options: ApplyOptions): Promise<WriteIdentity> {
+  const identity = e.identity;
+  if (identity.kind !== 'conditional') return identity;
+  const fallback = ownOrderCondition(e.resource.resourceType, identity.query, options.ownPlacerSystem);
+  if (!fallback) return identity;
+  const [matches] = await matchAll(w, [{ e, resourceType: e.resource.resourceType, query: identity.query, fallback }]);
+  if (matches!.length > 1) throw entryError(e, preconditionFailed(`The condition '${identity.query}' matches ${matches!.length} resources`));
+  // The one it finds, by identifier or id, is then the one the Writer finds by id.
+  return matches!.length === 1 ? { ...identity, query: `_id=${encodeURIComponent(matches![0]!.id)}` } : identity;
 }
 
 const tokenEscape = (s: string) => s.replace(/[\\,|$]/g, (c) => `\\${c}`);
@@ -154,7 +248,7 @@ function canBatch(order: PlanEntry[]): boolean {
  * references can be rewritten before anything is written; then all new resources go in with one
  * batched insert (one statement for the rows, one per index table) and the updates one by one.
  */
-async function applyBatched(w: Writer, order: PlanEntry[]): Promise<{ written: WrittenResource[]; resolved: Map<string, string> }> {
+async function applyBatched(w: Writer, order: PlanEntry[], options: ApplyOptions): Promise<{ written: WrittenResource[]; resolved: Map<string, string> }> {
   const store = w.ctx.store;
   type Decision = { kind: 'new'; id: string } | { kind: 'update'; id: string; match?: StoredVersion } | { kind: 'existing'; version: StoredVersion };
   const decisions = new Map<PlanEntry, Decision>();
@@ -168,14 +262,17 @@ async function applyBatched(w: Writer, order: PlanEntry[]): Promise<{ written: W
   // order and matched again under their locks.
   type Conditional = { e: PlanEntry; identity: Extract<PlanEntry['identity'], { kind: 'conditional' }> };
   const items: Conditional[] = conditional.map(({ e }) => ({ e, identity: e.identity as Conditional['identity'] }));
-  const condition = (c: Conditional) => ({ resourceType: c.e.resource.resourceType, query: c.identity.query });
+  const condition = (c: Conditional): Condition => {
+    const resourceType = c.e.resource.resourceType;
+    return { e: c.e, resourceType, query: c.identity.query, fallback: ownOrderCondition(resourceType, c.identity.query, options.ownPlacerSystem) };
+  };
   const references = items.filter((c) => c.identity.mode === 'reference');
-  const found = await matchAll(w, references.map(condition), references);
+  const found = await matchAll(w, references.map(condition));
   const matched = new Map<Conditional, StoredVersion[]>();
   references.forEach((c, i) => found[i]!.length === 1 && matched.set(c, found[i]!));
   const toLock = items.filter((c) => !matched.has(c));
   await store.lockConditions(w.tx, toLock.map((c) => ({ resourceType: c.e.resource.resourceType, normalizedQuery: normalizeQuery(c.identity.query) })));
-  const underLock = await matchAll(w, toLock.map(condition), toLock);
+  const underLock = await matchAll(w, toLock.map(condition));
   toLock.forEach((c, i) => matched.set(c, underLock[i]!));
   for (const c of items) {
     const matches = matched.get(c)!;
@@ -245,23 +342,40 @@ async function applyBatched(w: Writer, order: PlanEntry[]): Promise<{ written: W
   return { written: order.map((e) => outcomes.get(e)!), resolved };
 }
 
-/** Match several conditions in one statement; on an error, find the entry it belongs to. */
-async function matchAll(w: Writer, conditions: Array<{ resourceType: string; query: string }>, owners: Array<{ e: PlanEntry }>): Promise<StoredVersion[][]> {
+/** An entry's condition, with the `_id` condition that also finds an order of our own (own-orders.ts). */
+interface Condition {
+  e: PlanEntry;
+  resourceType: string;
+  query: string;
+  fallback?: string;
+}
+
+/**
+ * Match several conditions in one statement (fallbacks included, as more parts of the same
+ * statement): each condition's matches, by identifier when it found any, else by the fallback.
+ * On an error, find the entry it belongs to.
+ */
+async function matchAll(w: Writer, conditions: Condition[]): Promise<StoredVersion[][]> {
   const store = w.ctx.store;
+  const withFallback = conditions.filter((c) => c.fallback);
+  const all = [...conditions, ...withFallback.map((c) => ({ e: c.e, resourceType: c.resourceType, query: c.fallback! }))];
+  let found: StoredVersion[][];
   try {
-    return await findMatchesMany(w.tx, store.schema, conditions, 2, w.registry);
+    found = await findMatchesMany(w.tx, store.schema, all, 2, w.registry);
   } catch (error) {
     if (!(error instanceof FhirError)) throw error;
     // Rare (a condition the engine refuses): run them one by one to name the entry at fault.
-    for (const [i, c] of conditions.entries()) {
+    for (const c of all) {
       try {
         await findMatches(w.tx, store.schema, c.resourceType, c.query, 2, w.registry);
       } catch (each) {
-        throw entryError(owners[i]!.e, each);
+        throw entryError(c.e, each);
       }
     }
     throw error;
   }
+  const byId = new Map(withFallback.map((c, i) => [c, found[conditions.length + i]!]));
+  return conditions.map((c, i) => preferIdentifier(found[i]!, byId.get(c)));
 }
 
 /**

@@ -17,9 +17,10 @@ import { Writer } from '../interactions/writer.js';
 import type { Tenants } from '../store/tenants.js';
 import { DEFAULT_TENANT } from '../store/tenants.js';
 import { buildAck, refreshAck, V2DataError, type AckCode, type V2Issue } from './ack.js';
-import { applyPlan } from './apply.js';
+import { applyPlan, applyPlans } from './apply.js';
 import type { Mapper, Plan } from './mapper.js';
 import { MessageLog, type StoredOutcome } from './message-log.js';
+import { markInbound } from './source-marker.js';
 import { parseMessage, ParseError, peekHeader, readHeader, type Header, type Message, type Separators } from './parser.js';
 
 export interface InboundDeps {
@@ -28,6 +29,8 @@ export interface InboundDeps {
   logger: Logger;
   /** FHIR base URL of the default tenant (for contexts; links are not written into resources). */
   baseUrl: string;
+  /** HL7V2_PLACER_SYSTEM: answers quoting an order number of ours find the order by id (own-orders.ts). */
+  ownPlacerSystem?: string;
 }
 
 interface Prepared {
@@ -56,6 +59,12 @@ function charsetOf(payload: Buffer): BufferEncoding {
   return /\|8859\/1(\||$|\^)/.test(firstLine) ? 'latin1' : 'utf8';
 }
 
+/** A received message's identity in the log: MSH-3, MSH-4, MSH-10. */
+const keyOf = (h: Partial<Header>) => ({ sendingApp: h.sendingApp ?? '', sendingFacility: h.sendingFacility ?? '', controlId: h.controlId || undefined });
+/** The sender as the Provenance agent of what a message wrote: MSH-4 facility (MSH-3 application). */
+const senderOf = (h: Partial<Header>) => `${h.sendingFacility || 'unknown facility'}${h.sendingApp ? ` (${h.sendingApp})` : ''}`;
+const typeOf = (h: Partial<Header>) => [h.messageCode, h.triggerEvent].filter(Boolean).join('^');
+
 /** Thrown inside the message's transaction to roll it back when an earlier copy was committed. */
 class DuplicateMessage extends Error {
   constructor(readonly stored: StoredOutcome) {
@@ -72,6 +81,65 @@ export class InboundHandler {
   async message(payload: Buffer): Promise<Buffer> {
     const charset = charsetOf(payload);
     return Buffer.from(await this.handleText(payload.toString(charset)), charset);
+  }
+
+  /**
+   * Several frames of one connection, in order (listener.ts). When all are plain — mapped, no
+   * merge, distinct control ids — they are written in ONE transaction: identities resolved
+   * together, new resources in one insert, the message rows in one statement, all ACKed after its
+   * commit (a busy feed pays the per-transaction round trips once per batch). Otherwise, or when
+   * the batch fails (a data error, an earlier copy of one of them, the database), each message is
+   * processed on its own, in order, exactly as if it had come alone.
+   */
+  async messages(payloads: Buffer[]): Promise<Buffer[]> {
+    const texts = payloads.map((payload) => {
+      const charset = charsetOf(payload);
+      return { charset, raw: payload.toString(charset) };
+    });
+    const acks = await this.batch(texts.map((t) => t.raw)).catch((error: unknown) => {
+      this.deps.logger.debug({ err: error, messages: payloads.length }, 'HL7 v2 batch written one by one');
+      return undefined;
+    });
+    if (acks) return acks.map((ack, i) => Buffer.from(ack, texts[i]!.charset));
+    const out: Buffer[] = [];
+    for (const payload of payloads) out.push(await this.message(payload));
+    return out;
+  }
+
+  /** The batch in one transaction, or undefined when it is not all plain messages. */
+  private async batch(raws: string[]): Promise<string[] | undefined> {
+    const prepared = raws.map((raw) => this.prepare(raw));
+    const seen = new Set<string>();
+    for (const p of prepared) {
+      if (p.rejection || p.dataIssue || !p.plan || p.plan.merges.length > 0) return undefined;
+      const k = JSON.stringify(keyOf(p.header));
+      if (seen.has(k)) return undefined;
+      seen.add(k);
+    }
+    const store = await this.deps.tenants.store(DEFAULT_TENANT);
+    const messageLog = this.logFor(store.schema);
+    const senders = [...new Set(prepared.map((p) => senderOf(p.header)))].join(', ');
+    const ctx: InteractionContext = { store, baseUrl: this.deps.baseUrl, actor: `HL7 v2 inbound from ${senders}` };
+    const acks = await store.db.transaction(async (tx) => {
+      for (const p of prepared) markInbound(p.plan!.entries.map((e) => e.resource), p.header);
+      const written = await applyPlans(new Writer(ctx, tx), prepared.map((p) => p.plan!), { ownPlacerSystem: this.deps.ownPlacerSystem });
+      const rows = prepared.map((p, i) => ({
+        key: keyOf(p.header),
+        messageType: typeOf(p.header),
+        raw: raws[i]!,
+        outcome: { status: 'processed' as const, ackCode: 'AA' as const, ack: buildAck({ separators: p.separators, header: p.header, code: 'AA' }), resources: written[i] },
+      }));
+      if ((await messageLog.recordMany(tx, rows)) < rows.length) throw new Error('an earlier copy of a message in the batch was recorded');
+      return rows.map((r) => r.outcome.ack);
+    });
+    for (const p of prepared) this.deps.logger.debug({ controlId: p.header.controlId, type: typeOf(p.header), status: 'processed', ack: 'AA', batch: raws.length }, 'HL7 v2 message');
+    return acks;
+  }
+
+  private logFor(schema: string): MessageLog {
+    let log = this.logs.get(schema);
+    if (!log) this.logs.set(schema, (log = new MessageLog(schema)));
+    return log;
   }
 
   /** An AR for a frame that could not be taken (oversize or cut short); nothing is stored. */
@@ -133,14 +201,12 @@ export class InboundHandler {
 
   private async commit(raw: string, p: Prepared): Promise<string> {
     const store = await this.deps.tenants.store(DEFAULT_TENANT);
-    let log = this.logs.get(store.schema);
-    if (!log) this.logs.set(store.schema, (log = new MessageLog(store.schema)));
-    const messageLog = log;
+    const messageLog = this.logFor(store.schema);
     const h = p.header;
-    const key = { sendingApp: h.sendingApp ?? '', sendingFacility: h.sendingFacility ?? '', controlId: h.controlId || undefined };
-    const messageType = [h.messageCode, h.triggerEvent].filter(Boolean).join('^');
+    const key = keyOf(h);
+    const messageType = typeOf(h);
     const ack = (code: AckCode, issue?: V2Issue) => buildAck({ separators: p.separators, header: h, code, issue });
-    const ctx: InteractionContext = { store, baseUrl: this.deps.baseUrl };
+    const ctx: InteractionContext = { store, baseUrl: this.deps.baseUrl, actor: `HL7 v2 inbound from ${senderOf(h)}` };
 
     type Result = { ack: string; status: string; code: AckCode | null; issue?: V2Issue };
     const outcome = (status: 'processed' | 'error' | 'rejected', code: AckCode, issue?: V2Issue, resources?: unknown) => ({
@@ -169,7 +235,9 @@ export class InboundHandler {
         // The resources, then the message row with its outcome, in one transaction; a duplicate
         // (the row exists) rolls everything back.
         result = await store.db.transaction(async (tx) => {
-          const written = await applyPlan(new Writer(ctx, tx), p.plan!);
+          // HL7 v2 outbound: stamp meta.source so that these versions are not echoed back to the sender (source-marker.ts).
+          markInbound(p.plan!.entries.map((e) => e.resource), h);
+          const written = await applyPlan(new Writer(ctx, tx), p.plan!, { ownPlacerSystem: this.deps.ownPlacerSystem });
           const o = outcome('processed', 'AA', undefined, written);
           const r = await messageLog.record(tx, key, messageType, raw, o);
           if ('duplicate' in r) throw new DuplicateMessage(r.duplicate);

@@ -1,7 +1,8 @@
 /**
- * The MLLP listener (node:net). Per connection, frames are handled strictly in arrival order,
- * one at a time, and each reply is written in that order: a sender may pipeline messages
- * without waiting for ACKs. When too many frames are waiting the socket is paused (TCP
+ * The MLLP listener (node:net). Per connection, frames are handled strictly in arrival order and
+ * each reply is written in that order: a sender may pipeline messages without waiting for ACKs.
+ * Frames that queued up while the previous ones were processed are handed over together
+ * (MllpHandler.messages), so a busy feed is committed in batches of up to MAX_BATCH messages. When too many frames are waiting the socket is paused (TCP
  * backpressure) until the queue drains. An idle connection is closed after the idle timeout.
  * Closing stops accepting, lets queued messages finish (commit and ACK), then ends connections;
  * what is still running after the timeout is cut.
@@ -14,6 +15,8 @@ import { frame, MllpDecoder, type MllpEvent } from './mllp.js';
 export interface MllpHandler {
   /** A complete frame's payload in, the reply payload out. Must not throw. */
   message(payload: Buffer): Promise<Buffer>;
+  /** Several frames of one connection, in order: one reply each, in the same order. Must not throw. */
+  messages?(payloads: Buffer[]): Promise<Buffer[]>;
   /** The reply for a frame that could not be taken (oversize, cut short). */
   unreadable(head: Buffer, reason: string): Buffer;
 }
@@ -34,10 +37,15 @@ export interface MllpListener {
 
 interface Connection {
   socket: Socket;
-  queued: number;
+  /** Events received and not answered yet, in arrival order. */
+  pending: MllpEvent[];
   /** Settles when everything queued so far has been answered. */
   idle: Promise<void>;
+  running: boolean;
 }
+
+/** Frames of one connection processed (and committed) together at most. */
+const MAX_BATCH = 32;
 
 export async function startMllpListener(options: MllpListenerOptions, handler: MllpHandler, logger: Logger): Promise<MllpListener> {
   const maxQueued = options.maxQueued ?? 64;
@@ -45,14 +53,14 @@ export async function startMllpListener(options: MllpListenerOptions, handler: M
   let closing = false;
 
   const server: Server = createServer((socket) => {
-    const conn: Connection = { socket, queued: 0, idle: Promise.resolve() };
+    const conn: Connection = { socket, pending: [], idle: Promise.resolve(), running: false };
     connections.add(conn);
     const decoder = new MllpDecoder(options.maxMessageBytes);
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.setTimeout(options.idleTimeoutMs);
 
-    const reply = async (event: MllpEvent): Promise<Buffer> => {
+    const replyOne = async (event: MllpEvent): Promise<Buffer> => {
       switch (event.kind) {
         case 'frame':
           return handler.message(event.payload);
@@ -63,19 +71,38 @@ export async function startMllpListener(options: MllpListenerOptions, handler: M
       }
     };
 
+    /** The next events to answer together: a run of frames (batched) or one other event. */
+    const takeBatch = (): MllpEvent[] => {
+      let n = 1;
+      if (handler.messages && conn.pending[0]!.kind === 'frame') {
+        while (n < conn.pending.length && n < MAX_BATCH && conn.pending[n]!.kind === 'frame') n++;
+      }
+      return conn.pending.splice(0, n);
+    };
+
+    const drain = async () => {
+      while (conn.pending.length > 0) {
+        const batch = takeBatch();
+        try {
+          const answers =
+            batch.length > 1 ? await handler.messages!(batch.map((e) => (e as Extract<MllpEvent, { kind: 'frame' }>).payload)) : [await replyOne(batch[0]!)];
+          if (!socket.destroyed && socket.writable) for (const answer of answers) socket.write(frame(answer));
+        } catch (error) {
+          logger.error({ err: error, peer }, 'MLLP: reply failed');
+        }
+        if (conn.pending.length < maxQueued / 2 && socket.isPaused() && !closing) socket.resume();
+      }
+    };
+
     const enqueue = (event: MllpEvent) => {
-      conn.queued++;
-      if (conn.queued >= maxQueued) socket.pause();
-      conn.idle = conn.idle
-        .then(async () => {
-          const answer = await reply(event);
-          if (!socket.destroyed && socket.writable) socket.write(frame(answer));
-        })
-        .catch((error: unknown) => logger.error({ err: error, peer }, 'MLLP: reply failed'))
-        .finally(() => {
-          conn.queued--;
-          if (conn.queued < maxQueued / 2 && socket.isPaused() && !closing) socket.resume();
-        });
+      conn.pending.push(event);
+      if (conn.pending.length >= maxQueued) socket.pause();
+      if (conn.running) return;
+      conn.running = true;
+      // Started on the next microtask: the other frames of the same chunk join the first batch.
+      conn.idle = Promise.resolve().then(drain).finally(() => {
+        conn.running = false;
+      });
     };
 
     socket.on('data', (chunk: Buffer) => {
@@ -83,7 +110,7 @@ export async function startMllpListener(options: MllpListenerOptions, handler: M
       for (const event of decoder.push(chunk)) enqueue(event);
     });
     socket.on('timeout', () => {
-      if (conn.queued > 0) return; // still working: not idle
+      if (conn.running) return; // still working: not idle
       if (decoder.pending > 0) logger.warn({ peer, bytes: decoder.pending }, 'MLLP: idle connection closed with an incomplete frame');
       socket.end();
     });

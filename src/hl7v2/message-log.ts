@@ -58,6 +58,23 @@ export class MessageLog {
     return { duplicate: await this.stored(tx, key) };
   }
 
+  /**
+   * Record several received messages at once (a batch, all new): how many rows were inserted —
+   * fewer than given means some copy was already recorded, and the caller must roll back.
+   */
+  async recordMany(tx: SqlClient, rows: Array<{ key: InboundKey; messageType: string; raw: string; outcome: MessageOutcome }>): Promise<number> {
+    const json = rows.map((r) => [r.key.sendingApp, r.key.sendingFacility, r.key.controlId ?? null, r.messageType, r.outcome.status, r.raw, r.outcome.ackCode, r.outcome.ack, r.outcome.error ?? null, r.outcome.resources === undefined ? null : JSON.stringify(r.outcome.resources)]);
+    const inserted = await tx.query<{ n: number }>(
+      `WITH ins AS (
+         INSERT INTO ${this.table} (direction, sending_app, sending_facility, control_id, message_type, status, raw, ack_code, ack, error, resources, processed_at)
+         SELECT 'in', e->>0, e->>1, e->>2, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8, (e->>9)::jsonb, now() FROM json_array_elements($1::json) e
+         ON CONFLICT DO NOTHING RETURNING 1)
+       SELECT count(*)::int AS n FROM ins`,
+      [JSON.stringify(json)],
+    );
+    return Number(inserted.rows[0]?.n ?? 0);
+  }
+
   private async stored(tx: SqlClient, key: InboundKey): Promise<StoredOutcome> {
     const existing = await tx.query<{ id: string; status: MessageStatus; ack_code: AckCode | null; ack: string | null }>(
       `SELECT id, status, ack_code, ack FROM ${this.table}

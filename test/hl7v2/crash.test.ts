@@ -42,7 +42,7 @@ async function startServer(env: Record<string, string>): Promise<Child> {
   const [port, mllpPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MLLP_PORT: String(mllpPort), ...env },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MLLP_PORT: String(mllpPort), AUTH_MODE: 'open', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
