@@ -227,7 +227,7 @@ export interface ServerOptions {
 export async function startServerChild(options: ServerOptions): Promise<ServerChild> {
   const port = await freePort();
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, MLLP_PORT: 'off', ...options.env, PORT: String(port), HOST: '127.0.0.1' })) {
+  for (const [k, v] of Object.entries({ ...process.env, MLLP_PORT: 'off', AUTH_MODE: 'open', ...options.env, PORT: String(port), HOST: '127.0.0.1' })) {
     if (v !== undefined) env[k] = v;
   }
   const child = spawn(process.execPath, [...(options.nodeFlags ?? []), '--import', 'tsx', options.script ?? 'src/main.ts'], {
