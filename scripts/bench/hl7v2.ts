@@ -196,7 +196,7 @@ async function main(): Promise<void> {
   if (!db) dataDir = mkdtempSync(join(tmpdir(), 'carebridge-bench-hl7-'));
   const profDir = args.get('cpu-prof') as string | undefined;
   const server = await startServerChild({
-    env: { ...(db ? { DATABASE_URL: db.url, WORKERS: String(WORKERS) } : { DATABASE_URL: undefined, DATA_DIR: dataDir }), MLLP_PORT: String(mllpPort), LOG_LEVEL: 'warn', REDIS_URL: undefined },
+    env: { ...(db ? { DATABASE_URL: db.url, WORKERS: String(WORKERS) } : { DATABASE_URL: undefined, DATA_DIR: dataDir }), MLLP_PORT: String(mllpPort), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', REDIS_URL: undefined },
     nodeFlags: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : undefined,
     echo: args.get('echo') === true,
   });
