@@ -1,7 +1,6 @@
 /** Test helpers of the subscription suites: a webhook receiver on loopback and polling. */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import WebSocket from 'ws';
 
@@ -80,20 +79,8 @@ export async function until(check: () => boolean | Promise<boolean>, timeoutMs =
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Delete every Redis key under the prefix (queues of one test run). */
-export async function removeKeys(prefix: string): Promise<void> {
-  const redis = new Redis(process.env.REDIS_URL!);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
+/** Delete every Redis key under the prefix (queues of one test run): the shared helper. */
+export { removeKeys } from '../support/redis.js';
 
 // Topic-based subscriptions (backport IG): a topic Basic, a subscription to it, a notification's status.
 
