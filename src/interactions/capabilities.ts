@@ -17,6 +17,9 @@ export interface SupportedInteractions {
 
 let cached: { key: string; statement: CapabilityStatement } | undefined;
 
+const READ_ONLY_TYPES = new Set(['AuditEvent']);
+const WRITE_CODES = new Set(['create', 'update', 'patch', 'delete']);
+
 export function capabilityStatement(baseUrl: string, supported: SupportedInteractions, version: string): CapabilityStatement {
   const key = `${baseUrl}|${version}`;
   if (cached?.key === key) return cached.statement;
@@ -35,7 +38,8 @@ export function capabilityStatement(baseUrl: string, supported: SupportedInterac
   const resources: CapabilityStatementRestResource[] = resourceTypes().map((type) => ({
     type: type as CapabilityStatementRestResource['type'],
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
-    interaction: supported.type.map((code) => ({ code: code as 'read' })),
+    // AuditEvents are written by the server only (src/audit/write-audit.ts): read and search.
+    interaction: supported.type.filter((code) => !(READ_ONLY_TYPES.has(type) && WRITE_CODES.has(code))).map((code) => ({ code: code as 'read' })),
     versioning: 'versioned-update',
     readHistory: true,
     updateCreate: true,

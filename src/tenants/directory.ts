@@ -5,6 +5,8 @@
  * database (every worker process sees a tenant another one created); known tenants are cached.
  */
 import { FhirError, notFound } from '../fhir/outcome.js';
+import { sqlState } from '../store/db.js';
+import { quoteIdent } from '../store/schema.js';
 import { DEFAULT_TENANT, schemaForTenant, type Tenants } from '../store/tenants.js';
 
 /** Lowercase letter first, then lowercase letters, digits or '_': usable in a url and as a schema name. */
@@ -56,9 +58,18 @@ export async function existingTenantStore(tenants: Tenants, name: string) {
 export async function createTenant(tenants: Tenants, name: string): Promise<boolean> {
   checkTenantName(name);
   if (await tenantExists(tenants, name)) return false;
-  await tenants.store(name); // creates the schema and applies the migrations
+  // CREATE SCHEMA is the claim: of several concurrent creators (any process) exactly one succeeds;
+  // the others get duplicate_schema, wait for the winner's migrations and answer "exists".
+  let created = true;
+  try {
+    await tenants.db.query(`CREATE SCHEMA ${quoteIdent(schemaForTenant(name))}`);
+  } catch (error) {
+    if (sqlState(error) !== '42P06') throw error;
+    created = false;
+  }
+  await tenants.store(name); // applies the migrations (under their lock: a loser waits for the winner)
   knownOf(tenants).add(name);
-  return true;
+  return created;
 }
 
 /** Every created tenant (the default one included once it has been used), sorted by name. */

@@ -30,6 +30,14 @@ describe.each(ENGINES)('audit trail on %s', (engine) => {
     return r.body.id;
   }
 
+  it('the CapabilityStatement offers AuditEvent for reading and searching only', async () => {
+    const meta = await call(t.base, 'GET', '/metadata');
+    const codes = (type: string) => meta.body.rest[0].resource.find((r: { type: string }) => r.type === type).interaction.map((i: { code: string }) => i.code);
+    expect(codes('AuditEvent')).toEqual(expect.arrayContaining(['read', 'vread', 'search-type']));
+    for (const write of ['create', 'update', 'patch', 'delete']) expect(codes('AuditEvent')).not.toContain(write);
+    expect(codes('Patient')).toEqual(expect.arrayContaining(['create', 'update', 'patch', 'delete']));
+  });
+
   it('create, read, update, delete: one AuditEvent each (BALP shape) and a Provenance per write', async () => {
     const id = await newPatient('Audited');
     expect((await call(t.base, 'GET', `/Patient/${id}`)).status).toBe(200);

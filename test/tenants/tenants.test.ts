@@ -33,6 +33,15 @@ describe.each(ENGINES)('tenants on %s', (engine) => {
     expect(list.body.tenants.map((x: any) => x.name)).toEqual(expect.arrayContaining(['default', 'clinic_a', 'clinic_b']));
   });
 
+  it('concurrent creates of one tenant: exactly one 201, the others 409, and the tenant works', async () => {
+    const url = `${origin()}/admin`;
+    const statuses = (await Promise.all(Array.from({ length: 6 }, () => call(url, 'POST', '/tenants', { name: 'clinic_race' }, admin)))).map((r) => r.status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 409)).toHaveLength(5);
+    const created = await call(tenantBase('clinic_race'), 'POST', '/Patient', { resourceType: 'Patient', gender: 'other' });
+    expect(created.status).toBe(201);
+  });
+
   it('an unknown or malformed tenant is 404 with an OperationOutcome and creates nothing', async () => {
     for (const path of ['/t/nowhere/fhir/Patient', '/t/nowhere/fhir/metadata', '/t/Bad-Name/fhir/Patient']) {
       const r = await call(origin(), 'GET', path);
