@@ -29,6 +29,8 @@ export interface Config {
   authAdminSecret?: string;
   /** Hosts rest-hook Subscription endpoints may name (SUBSCRIPTION_ALLOWED_HOSTS, `*.x` wildcards); undefined = any. */
   subscriptionAllowedHosts?: string[];
+  /** Delivered subscription events are kept this long (for $events), then pruned (a PostgreSQL interval). */
+  subscriptionEventRetention: string;
   /** Audit trail: AuditEvent per request, Provenance per write (AUDIT=on|off; off only for benchmarks). */
   audit: boolean;
   /** Requests per minute per OAuth client (or per IP without a token); 0 = no limit (RATE_LIMIT_PER_MINUTE). */
@@ -88,6 +90,14 @@ function bytes(name: string, fallback: number, env: NodeJS.ProcessEnv): number {
   return Number(m[1]) * unit;
 }
 
+/** A PostgreSQL interval such as '7 days' or '12 hours'. */
+function interval(name: string, fallback: string, env: NodeJS.ProcessEnv): string {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  if (!/^\d+\s*(seconds?|minutes?|hours?|days?)$/i.test(raw)) throw new Error(`${name} must be a duration such as '7 days' or '12 hours' (got '${raw}')`);
+  return raw;
+}
+
 function trustProxy(raw: string | undefined): boolean | number | string {
   const v = raw?.trim() ?? '';
   if (v === '' || v === 'false') return false;
@@ -116,6 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authMode: authMode(env.AUTH_MODE),
     authAdminSecret: env.AUTH_ADMIN_SECRET || undefined,
     subscriptionAllowedHosts: parseHostList(env.SUBSCRIPTION_ALLOWED_HOSTS),
+    subscriptionEventRetention: interval('SUBSCRIPTION_EVENT_RETENTION', '7 days', env),
     audit: onOff('AUDIT', true, env),
     rateLimitPerMinute: int('RATE_LIMIT_PER_MINUTE', 0, env),
     rateLimitIpPerMinute: int('RATE_LIMIT_IP_PER_MINUTE', 0, env),

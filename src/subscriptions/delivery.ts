@@ -21,6 +21,7 @@ import type { Subscription } from 'fhir/r4.js';
 import type { Logger } from 'pino';
 import { backoffDelay, DEFAULT_BACKOFF, type JobInfo, type JobQueue } from '../jobs/queue.js';
 import type { ResourceStore } from '../store/resource-store.js';
+import type { SqlClient } from '../store/db.js';
 import { quoteIdent } from '../store/schema.js';
 import type { Tenants } from '../store/tenants.js';
 import { eventsBetween } from './numbering.js';
@@ -37,6 +38,21 @@ export const ERROR_AFTER = 3;
 const LEASE = '60 seconds';
 const BATCH = 100;
 const SWEEP_MS = 10_000;
+const PRUNE_EVERY_MS = 10 * 60_000;
+
+/**
+ * Delete delivered events older than `retention` (SUBSCRIPTION_EVENT_RETENTION): $events answers
+ * from what is kept; undelivered events are never pruned. Returns how many went.
+ */
+export async function pruneDeliveredEvents(db: SqlClient, schema: string, retention: string): Promise<number> {
+  const s = quoteIdent(schema);
+  const r = await db.query(
+    `DELETE FROM ${s}.subscription_event e USING ${s}.subscription_state st
+     WHERE e.subscription_id = st.subscription_id AND e.event_number <= st.delivered AND e.created_at < now() - $1::interval`,
+    [retention],
+  );
+  return r.rowCount;
+}
 /** A scheduled retry may start this early (timers and the database clock differ slightly). */
 const EARLY = '250 milliseconds';
 
@@ -47,6 +63,7 @@ export interface DeliverJob {
 
 export class Delivery {
   private sweepTimer?: NodeJS.Timeout;
+  private prunedAt = 0;
   private closed = false;
 
   constructor(
@@ -57,6 +74,8 @@ export class Delivery {
     private readonly fhirBase: (tenant: string) => string,
     /** Websocket subscriptions publish here. */
     private readonly hub?: WsHub,
+    /** Delivered events older than this are pruned by the sweep (a PostgreSQL interval). */
+    private readonly retention = '7 days',
   ) {}
 
   start(concurrency: number): void {
@@ -225,6 +244,10 @@ export class Delivery {
              AND (next_attempt_at IS NULL OR next_attempt_at < now() - interval '5 seconds')`,
         );
         if (stuck.rows.length > 0) await this.enqueue(schema.replace(/^tenant_/, ''), stuck.rows.map((r) => r.subscription_id), `sweep-${bucket}`);
+      }
+      if (Date.now() - this.prunedAt > PRUNE_EVERY_MS) {
+        this.prunedAt = Date.now();
+        for (const { schema } of schemas.rows) await pruneDeliveredEvents(this.tenants.db, schema, this.retention);
       }
     } catch (error) {
       if (!this.closed) this.logger.warn({ err: error }, 'subscription delivery sweep failed');

@@ -38,7 +38,7 @@ export interface SubscriptionService {
 export async function startSubscriptions(options: {
   db: Database;
   tenants: Tenants;
-  config: Pick<Config, 'redisUrl' | 'redisPrefix' | 'baseUrl' | 'subscriptionAllowedHosts'>;
+  config: Pick<Config, 'redisUrl' | 'redisPrefix' | 'baseUrl' | 'subscriptionAllowedHosts'> & Partial<Pick<Config, 'subscriptionEventRetention'>>;
   logger: Logger;
   /** More consumers of change events, built on the shared queue. */
   consumers?: (queue: JobQueue) => ChangeConsumer[];
@@ -49,7 +49,7 @@ export async function startSubscriptions(options: {
   // Where each tenant's FHIR API is (/fhir, /t/<tenant>/fhir); without BASE_URL notifications use relative references.
   const fhirBase = (tenant: string) => (!config.baseUrl ? '' : tenant === DEFAULT_TENANT ? `${config.baseUrl}/fhir` : `${config.baseUrl}/t/${tenant}/fhir`);
   const hub = new WsHub(logger, config.redisUrl, config.redisPrefix);
-  const delivery = new Delivery(tenants, queue, logger, fhirBase, hub);
+  const delivery = new Delivery(tenants, queue, logger, fhirBase, hub, config.subscriptionEventRetention);
   delivery.start(16);
   const heartbeats = new Heartbeats(tenants, queue, logger, fhirBase);
   heartbeats.start();

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pruneDeliveredEvents } from '../../src/subscriptions/delivery.js';
 import { call, ENGINES, useTestServer } from '../support/server.js';
 import { Receiver, removeKeys, sleep, until } from './receiver.js';
 
@@ -108,7 +109,8 @@ describe.each(MATRIX)('rest-hook Subscriptions on %s, %s queue', (engine, queueK
 
   it('a transaction with 50 matching entries gives 50 notifications, each once', async () => {
     const code = `c-${tag}-50`;
-    expect((await call(t.base, 'POST', '/Subscription', subscription('fifty', code))).status).toBe(201);
+    const sub = await call(t.base, 'POST', '/Subscription', subscription('fifty', code));
+    expect(sub.status).toBe(201);
     const bundle = {
       resourceType: 'Bundle',
       type: 'transaction',
@@ -127,6 +129,12 @@ describe.each(MATRIX)('rest-hook Subscriptions on %s, %s queue', (engine, queueK
     expect(new Set(got)).toEqual(ids);
     expect(receiver.all('fifty').map((d) => d.number)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     console.log(`[${engine}/${queueKind}] 50-entry transaction → 50 notifications in ${latency} ms`);
+    // Retention: delivered events past SUBSCRIPTION_EVENT_RETENTION are pruned; none is younger than an hour.
+    const kept = async () => Number((await t.server.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM tenant_default.subscription_event WHERE subscription_id = $1`, [sub.body.id])).rows[0]!.n);
+    expect(await pruneDeliveredEvents(t.server.db, 'tenant_default', '1 hour')).toBe(0);
+    expect(await kept()).toBe(50);
+    await pruneDeliveredEvents(t.server.db, 'tenant_default', '0 seconds');
+    expect(await kept()).toBe(0);
   });
 
   it('receiver down then back: subscription goes to error and back, every event delivered once per number, in order', async () => {
