@@ -12,20 +12,13 @@ import { authenticateClient, OAuthError } from './client-auth.js';
 import { formOf, noStore, oauth, type AuthTenant, type TenantResolver } from './http-util.js';
 import { noLoginAudit, type LoginAuditor } from './login-audit.js';
 import { ADMIN_SCOPE, allowedScopes, parseResourceScope, splitScopes } from './scopes.js';
-import { ACCESS_TOKEN_TTL_SECONDS, InvalidTokenError, issueAccessToken, issueIdToken, verifyTokenClaims } from './tokens.js';
+import { ACCESS_TOKEN_TTL_SECONDS, InvalidTokenError, issueAccessToken, issueIdToken, verifyTokenClaims, type TokenClaims } from './tokens.js';
 
 export const TOKEN_PATH = AUTH_PATHS.token;
 
-interface Grant {
-  clientId: string;
-  scope: string;
-  userId?: string;
-  fhirUser?: string;
-  patient?: string;
-  encounter?: string;
+/** What a grant issues: the access token's claims (family = the refresh family to continue), plus the OpenID nonce. */
+interface Grant extends TokenClaims {
   nonce?: string;
-  /** The refresh family to continue (refresh_token grant). */
-  family?: string;
 }
 
 /** The token response: access token, launch context, id_token and a refresh token when asked for. */
