@@ -23,7 +23,7 @@ import { backoffDelay, DEFAULT_BACKOFF, type JobInfo, type JobQueue } from '../j
 import type { ResourceStore } from '../store/resource-store.js';
 import type { SqlClient } from '../store/db.js';
 import { quoteIdent } from '../store/schema.js';
-import type { Tenants } from '../store/tenants.js';
+import { tenantSchemasWith, type Tenants } from '../store/tenants.js';
 import { eventsBetween } from './numbering.js';
 import { tenantOfSchema } from './relay.js';
 import { DeliveryError, notificationRequest, sendRequest } from './payload.js';
@@ -233,11 +233,9 @@ export class Delivery {
   /** Enqueue delivery for subscriptions with pending events, no live lease and no retry due soon. */
   private async sweep(): Promise<void> {
     try {
-      const schemas = await this.tenants.db.query<{ schema: string }>(
-        `SELECT table_schema AS schema FROM information_schema.tables WHERE table_name = 'subscription_state' AND table_schema LIKE 'tenant\\_%'`,
-      );
+      const schemas = await tenantSchemasWith(this.tenants.db, 'subscription_state');
       const bucket = Math.floor(Date.now() / SWEEP_MS);
-      for (const { schema } of schemas.rows) {
+      for (const schema of schemas) {
         const stuck = await this.tenants.db.query<{ subscription_id: string }>(
           `SELECT subscription_id FROM ${quoteIdent(schema)}.subscription_state
            WHERE delivered < events_since_start AND (lease_until IS NULL OR lease_until < now())
@@ -247,7 +245,7 @@ export class Delivery {
       }
       if (Date.now() - this.prunedAt > PRUNE_EVERY_MS) {
         this.prunedAt = Date.now();
-        for (const { schema } of schemas.rows) await pruneDeliveredEvents(this.tenants.db, schema, this.retention);
+        for (const schema of schemas) await pruneDeliveredEvents(this.tenants.db, schema, this.retention);
       }
     } catch (error) {
       if (!this.closed) this.logger.warn({ err: error }, 'subscription delivery sweep failed');

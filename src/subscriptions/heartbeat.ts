@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { JobInfo, JobQueue } from '../jobs/queue.js';
 import type { ResourceStore } from '../store/resource-store.js';
 import { quoteIdent } from '../store/schema.js';
-import type { Tenants } from '../store/tenants.js';
+import { tenantSchemasWith, type Tenants } from '../store/tenants.js';
 import { readState } from './numbering.js';
 import { tenantOfSchema } from './relay.js';
 import { channelHeaders, sendRequest } from './payload.js';
@@ -56,11 +56,7 @@ export class Heartbeats {
 
   private async tick(): Promise<void> {
     try {
-      const schemas = await this.tenants.db.query<{ schema: string }>(
-        `SELECT table_schema AS schema FROM information_schema.columns
-         WHERE table_name = 'subscription_state' AND column_name = 'heartbeat_seconds' AND table_schema LIKE 'tenant\\_%'`,
-      );
-      for (const { schema } of schemas.rows) {
+      for (const schema of await tenantSchemasWith(this.tenants.db, 'subscription_state', 'heartbeat_seconds')) {
         const due = await this.tenants.db.query<{ subscription_id: string; heartbeat_seconds: number }>(
           `SELECT subscription_id, heartbeat_seconds FROM ${quoteIdent(schema)}.subscription_state WHERE ${DUE}`,
         );

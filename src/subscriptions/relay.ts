@@ -24,6 +24,7 @@ import type { JobQueue } from '../jobs/queue.js';
 import type { ChangeConsumer, ChangeJob } from './consumers.js';
 import type { Database } from '../store/db.js';
 import { quoteIdent } from '../store/schema.js';
+import { tenantSchemasWith } from '../store/tenants.js';
 import { OUTBOX_CHANNEL, type ChangeAction } from './outbox.js';
 
 export type { ChangeJob };
@@ -178,10 +179,7 @@ export class OutboxRelay {
 
   private async discover(): Promise<void> {
     try {
-      const r = await this.db.query<{ schema: string }>(
-        `SELECT table_schema AS schema FROM information_schema.tables WHERE table_name = 'outbox_cursor' AND table_schema LIKE 'tenant\\_%'`,
-      );
-      for (const row of r.rows) if (!this.loops.has(row.schema)) this.wake(row.schema);
+      for (const schema of await tenantSchemasWith(this.db, 'outbox_cursor')) if (!this.loops.has(schema)) this.wake(schema);
     } catch (error) {
       if (!this.closed) this.logger.warn({ err: error }, 'outbox relay: tenant discovery failed');
     }

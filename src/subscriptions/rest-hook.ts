@@ -30,7 +30,7 @@ import { searchRegistryOf } from '../search/tenant-params.js';
 import type { SqlClient } from '../store/db.js';
 import type { ResourceStore } from '../store/resource-store.js';
 import { quoteIdent } from '../store/schema.js';
-import type { Tenants } from '../store/tenants.js';
+import { tenantSchemasWith, type Tenants } from '../store/tenants.js';
 import type { ChangeConsumer, ChangeJob } from './consumers.js';
 import type { Delivery } from './delivery.js';
 import { numberEvents, type EventToNumber } from './numbering.js';
@@ -89,10 +89,7 @@ export class SubscriptionMatcher {
    * restart; Redis: jobs on the dead list). Run at start and every few seconds (index.ts).
    */
   async catchUp(): Promise<void> {
-    const schemas = await this.tenants.db.query<{ schema: string }>(
-      `SELECT table_schema AS schema FROM information_schema.tables WHERE table_name = 'subscription_event' AND table_schema LIKE 'tenant\\_%'`,
-    );
-    for (const { schema } of schemas.rows) {
+    for (const schema of await tenantSchemasWith(this.tenants.db, 'subscription_event')) {
       const s = quoteIdent(schema);
       const behind = await this.tenants.db.query<{ behind: boolean }>(
         `SELECT EXISTS (SELECT 1 FROM ${s}.change_event e, ${s}.outbox_cursor c

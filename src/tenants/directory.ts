@@ -7,7 +7,7 @@
 import { FhirError, notFound } from '../fhir/outcome.js';
 import { sqlState } from '../store/db.js';
 import { quoteIdent } from '../store/schema.js';
-import { DEFAULT_TENANT, schemaForTenant, type Tenants } from '../store/tenants.js';
+import { DEFAULT_TENANT, schemaForTenant, tenantSchemasWith, type Tenants } from '../store/tenants.js';
 
 /** Lowercase letter first, then lowercase letters, digits or '_': usable in a url and as a schema name. */
 export const TENANT_NAME = /^[a-z][a-z0-9_]{0,40}$/;
@@ -74,8 +74,6 @@ export async function createTenant(tenants: Tenants, name: string): Promise<bool
 
 /** Every created tenant (the default one included once it has been used), sorted by name. */
 export async function listTenants(tenants: Tenants): Promise<string[]> {
-  const r = await tenants.db.query<{ schema: string }>(
-    `SELECT table_schema AS schema FROM information_schema.tables WHERE table_name = 'schema_migrations' AND table_schema LIKE 'tenant\\_%' ORDER BY 1`,
-  );
-  return r.rows.map((row) => row.schema.slice('tenant_'.length)).filter((n) => TENANT_NAME.test(n));
+  const schemas = await tenantSchemasWith(tenants.db, 'schema_migrations');
+  return schemas.map((schema) => schema.slice('tenant_'.length)).filter((n) => TENANT_NAME.test(n));
 }
