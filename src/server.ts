@@ -12,6 +12,7 @@ import { stopReindexJobs } from './search/reindex-job.js';
 import { openDatabase } from './store/engines.js';
 import type { Database } from './store/db.js';
 import { DEFAULT_TENANT, Tenants } from './store/tenants.js';
+import { keepStatistics, type StatisticsKeeper } from './store/statistics.js';
 import { startSubscriptions, type SubscriptionService } from './subscriptions/index.js';
 import { registerWorkflows, workflowConsumers } from './workflows/index.js';
 import { createHl7v2Admin } from './hl7v2/admin.js';
@@ -33,16 +34,18 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
 }
 
 export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, preparedStatements: config.dbPreparedStatements });
   let server: Server | undefined;
   let mllp: MllpListener | undefined;
   let subscriptions: SubscriptionService | undefined;
+  let statistics: StatisticsKeeper | undefined;
   try {
     const tenants = new Tenants(db);
     const defaultStore = await tenants.store(DEFAULT_TENANT);
     // SMART authorization: the administrator client on first start, or the AUTH_MODE=open warning.
     await bootstrapAdministrator(defaultStore, config, logger, (text) => process.stderr.write(text));
     warmUpValidators();
+    statistics = keepStatistics(db, logger); // ANALYZE where autovacuum does not (src/store/statistics.ts)
     setServerWriteProvenance(config.audit); // HL7 v2 inbound, jobs and workflows: a Provenance per transaction
     // Outbox relay and job workers (rest-hook Subscriptions): src/subscriptions/index.ts.
     registerWorkflows(config); // write rules (src/workflows/index.ts)
@@ -95,6 +98,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
           clearTimeout(timer);
           await stopReindexJobs(db); // background jobs stop after their current batch
           await subscriptionService.close(); // relay stops, workers finish their current job
+          await statistics?.close();
           await db.close();
         })();
         return closing;
@@ -104,6 +108,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     await mllp?.close(0);
     server?.close();
     await subscriptions?.close();
+    await statistics?.close();
     await db.close();
     throw error;
   }
