@@ -18,6 +18,8 @@ export interface Config {
   /** HTTP worker processes in server mode (DATABASE_URL); the embedded store is single-process. */
   workers: number;
   dbPoolSize: number;
+  /** DB_PREPARED_STATEMENTS: keep the store's fixed statements prepared per connection (off behind a transaction-pooling proxy). */
+  dbPreparedStatements: boolean;
   shutdownTimeoutMs: number;
   /** HL7 v2 MLLP listener port (MLLP_PORT; 'off' → undefined, no listener). */
   mllpPort?: number;
@@ -119,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBodyBytes: bytes('MAX_BODY_SIZE', 16 * 1024 * 1024, env),
     workers: databaseUrl ? int('WORKERS', availableParallelism(), env) || 1 : 1,
     dbPoolSize: int('DB_POOL_SIZE', 10, env),
+    dbPreparedStatements: onOff('DB_PREPARED_STATEMENTS', true, env),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, env),
     mllpPort: env.MLLP_PORT?.trim().toLowerCase() === 'off' ? undefined : int('MLLP_PORT', 2575, env),
     mllpMaxMessageBytes: bytes('MLLP_MAX_MESSAGE_SIZE', 16 * 1024 * 1024, env),

@@ -8,7 +8,7 @@
  * the first's ACK. (Claiming the row first would cost two more statements on every message to
  * save work only on duplicates.)
  */
-import type { SqlClient } from '../store/db.js';
+import { PREPARED, type SqlClient } from '../store/db.js';
 import { quoteIdent } from '../store/schema.js';
 import type { AckCode } from './ack.js';
 
@@ -62,7 +62,7 @@ export class MessageLog {
    * taken by a committed message — that message's stored outcome (the caller must then roll back).
    */
   async record(tx: SqlClient, key: InboundKey, messageType: string, raw: string, outcome: MessageOutcome): Promise<{ id: string } | { duplicate: StoredOutcome }> {
-    const inserted = await tx.query<{ id: string }>(`${this.insertSql()} RETURNING id`, [JSON.stringify([inboundRow({ key, messageType, raw, outcome })])]);
+    const inserted = await tx.query<{ id: string }>(`${this.insertSql()} RETURNING id`, [JSON.stringify([inboundRow({ key, messageType, raw, outcome })])], PREPARED);
     if (inserted.rows[0]) return { id: String(inserted.rows[0].id) };
     return { duplicate: await this.stored(tx, key) };
   }
@@ -72,14 +72,14 @@ export class MessageLog {
    * fewer than given means some copy was already recorded, and the caller must roll back.
    */
   async recordMany(tx: SqlClient, rows: InboundRecord[]): Promise<number> {
-    const inserted = await tx.query<{ n: number }>(`WITH ins AS (${this.insertSql()} RETURNING 1) SELECT count(*)::int AS n FROM ins`, [JSON.stringify(rows.map(inboundRow))]);
+    const inserted = await tx.query<{ n: number }>(`WITH ins AS (${this.insertSql()} RETURNING 1) SELECT count(*)::int AS n FROM ins`, [JSON.stringify(rows.map(inboundRow))], PREPARED);
     return Number(inserted.rows[0]?.n ?? 0);
   }
 
   /** INSERT of received messages from $1, a JSON array of inboundRow arrays; an existing key is skipped. */
   private insertSql(): string {
     return `INSERT INTO ${this.table} (direction, sending_app, sending_facility, control_id, message_type, status, raw, ack_code, ack, error, resources, processed_at)
-       SELECT 'in', e->>0, e->>1, e->>2, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8, (e->>9)::jsonb, now() FROM json_array_elements($1::json) e
+       SELECT 'in', e->>0, e->>1, e->>2, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8, (e->>9)::jsonb, now() FROM jsonb_array_elements($1::jsonb) e
        ON CONFLICT DO NOTHING`;
   }
 
@@ -88,6 +88,7 @@ export class MessageLog {
       `SELECT id, status, ack_code, ack FROM ${this.table}
        WHERE direction = 'in' AND sending_app = $1 AND sending_facility = $2 AND control_id = $3`,
       [key.sendingApp, key.sendingFacility, key.controlId ?? null],
+      PREPARED,
     );
     const row = existing.rows[0];
     if (!row) throw new Error('hl7_message: the message key conflicts but no row was found');

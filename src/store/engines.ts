@@ -3,11 +3,12 @@
  * PGlite (the same PostgreSQL, in-process) persisted under a data directory that we lock so a
  * second process fails clearly instead of corrupting it.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
-import type { Database, QueryResult, SqlClient } from './db.js';
+import type { Database, QueryOptions, QueryResult, SqlClient } from './db.js';
 import { CommitHooks, MAX_TRANSACTION_ATTEMPTS, RETRYABLE_SQLSTATES, sqlState } from './db.js';
 import { acquireDirectoryLock, type DirectoryLock } from './dir-lock.js';
 
@@ -23,6 +24,24 @@ async function withRetries<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Names of prepared statements, by text (node-pg prepares a named statement once per connection).
+ * Capped: past the cap, new texts run unnamed, so a bug that prepares open-ended texts costs
+ * speed, not the server's memory.
+ */
+const statementNames = new Map<string, string>();
+const MAX_PREPARED = 400;
+
+function pgQuery(sql: string, params: unknown[] | undefined, options: QueryOptions | undefined, prepare: boolean): pg.QueryConfig {
+  if (!prepare || !options?.prepared) return { text: sql, values: params };
+  let name = statementNames.get(sql);
+  if (!name && statementNames.size < MAX_PREPARED) {
+    name = `cb_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+    statementNames.set(sql, name);
+  }
+  return { text: sql, values: params, name };
+}
+
 export class PostgresDatabase implements Database {
   readonly engine = 'postgres' as const;
   private readonly pool: pg.Pool;
@@ -30,14 +49,16 @@ export class PostgresDatabase implements Database {
   constructor(
     private readonly connectionString: string,
     poolSize = 10,
+    /** Off behind a proxy that pools by transaction (prepared statements live on one connection). */
+    private readonly prepare = true,
   ) {
     this.pool = new pg.Pool({ connectionString, max: poolSize });
     // An idle client's error (server restart) must not crash the process; the pool drops it.
     this.pool.on('error', () => undefined);
   }
 
-  async query<T>(sql: string, params?: unknown[]): Promise<QueryResult<T>> {
-    const r = await this.pool.query(sql, params as unknown[]);
+  async query<T>(sql: string, params?: unknown[], options?: QueryOptions): Promise<QueryResult<T>> {
+    const r = await this.pool.query(pgQuery(sql, params, options, this.prepare));
     return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
   }
 
@@ -66,8 +87,8 @@ export class PostgresDatabase implements Database {
         await client.query('BEGIN');
         const hooks = new CommitHooks();
         const tx: SqlClient = {
-          query: async <R>(sql: string, params?: unknown[]) => {
-            const r = await client.query(sql, params as unknown[]);
+          query: async <R>(sql: string, params?: unknown[], options?: QueryOptions) => {
+            const r = await client.query(pgQuery(sql, params, options, this.prepare));
             return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
           },
           beforeCommit: (hook) => hooks.add(hook),
@@ -156,7 +177,7 @@ export class PgliteDatabase implements Database {
   }
 }
 
-export async function openDatabase(options: { databaseUrl?: string; dataDir?: string; poolSize?: number }): Promise<Database> {
-  if (options.databaseUrl) return new PostgresDatabase(options.databaseUrl, options.poolSize);
+export async function openDatabase(options: { databaseUrl?: string; dataDir?: string; poolSize?: number; preparedStatements?: boolean }): Promise<Database> {
+  if (options.databaseUrl) return new PostgresDatabase(options.databaseUrl, options.poolSize, options.preparedStatements);
   return PgliteDatabase.open(options.dataDir);
 }

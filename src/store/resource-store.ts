@@ -2,7 +2,7 @@
  * Versioned resource rows of one tenant (one PostgreSQL schema). Knows nothing of HTTP or FHIR
  * semantics beyond versions: the interaction layer decides what to write, this writes it.
  */
-import type { Database, SqlClient } from './db.js';
+import { PREPARED, type Database, type SqlClient } from './db.js';
 import { INDEX_COLUMNS, INDEX_COLUMN_TYPES, INDEX_TABLES, migrations, quoteIdent, type IndexTable } from './schema.js';
 import { indexRowsByTable, insertNewSql, replaceCurrentSql, type IndexRowsParam } from './write-sql.js';
 
@@ -102,9 +102,25 @@ export class ResourceStore {
     const r = await client.query<VersionRow>(
       `SELECT rid, ${VERSION_COLUMNS} FROM ${this.s}.resource WHERE resource_type = $1 AND id = $2${forUpdate ? ' FOR UPDATE' : ''}`,
       [resourceType, id],
+      PREPARED,
     );
     const row = r.rows[0];
     return row ? { ...toVersion(row), rid: String(row.rid) } : undefined;
+  }
+
+  /**
+   * Whether any current resource of `sourceType` refers to `target` ('Type/id') through the
+   * search parameter `param` — one index probe, for consumers that skip work when nothing refers
+   * to a resource (an over-approximation of a search on that parameter: other filters are theirs).
+   */
+  async isReferenced(client: SqlClient, sourceType: string, param: string, target: string): Promise<boolean> {
+    const [targetType, targetId] = target.split('/') as [string, string];
+    const r = await client.query(
+      `SELECT 1 FROM ${this.s}.sp_reference WHERE target_type = $1 AND target_id = $2 AND resource_type = $3 AND param = $4 LIMIT 1`,
+      [targetType, targetId, sourceType, param],
+      PREPARED,
+    );
+    return r.rows.length > 0;
   }
 
   /** The current rows of several resources in one statement (absent ones are missing from the map, keyed `type/id`). */
@@ -115,6 +131,7 @@ export class ResourceStore {
       `SELECT rid, ${VERSION_COLUMNS} FROM ${this.s}.resource
        WHERE (resource_type, id) IN (SELECT e->>0, e->>1 FROM json_array_elements($1::json) e)${forUpdate ? ' FOR UPDATE' : ''}`,
       [JSON.stringify(keys.map((k) => [k.resourceType, k.id]))],
+      PREPARED,
     );
     for (const row of r.rows) out.set(`${row.resource_type}/${row.id}`, { ...toVersion(row), rid: String(row.rid) });
     return out;
@@ -153,7 +170,7 @@ export class ResourceStore {
     const changeEvents = options.changeEvents ?? true;
     const rows = versions.map((v) => [v.resourceType, v.id, v.versionId, v.lastUpdated, v.deleted, v.content]);
     const { tables, params } = indexParams(versions.map((v) => ({ resourceType: v.resourceType, id: v.id, rows: v.indexRows })), 3);
-    const r = await tx.query<{ events: number }>(insertNewSql(this.s, VERSION_COLUMNS, tables, changeEvents), [JSON.stringify(rows), this.schema, ...params]);
+    const r = await tx.query<{ events: number }>(insertNewSql(this.s, VERSION_COLUMNS, tables, changeEvents), [JSON.stringify(rows), this.schema, ...params], PREPARED);
     const expected = changeEvents ? versions.length : 0;
     if (Number(r.rows[0]?.events) !== expected) throw new Error(`insert of ${versions.length} versions recorded ${r.rows[0]?.events} change events`);
   }
@@ -175,7 +192,7 @@ export class ResourceStore {
       this.schema,
       action,
       ...params,
-    ]);
+    ], PREPARED);
     // The caller holds the row lock, so this can only fail if that contract is broken.
     if (Number(r.rows[0]?.events) !== 1) throw new Error(`version conflict on ${previous.resourceType}/${previous.id}`);
   }
@@ -194,15 +211,7 @@ export class ResourceStore {
   }
 
   private async insertIndexRows(tx: SqlClient, items: { rid: string; resourceType: string; rows: IndexRow[] }[]): Promise<void> {
-    const byTable = new Map<IndexTable, unknown[][]>();
-    for (const item of items) {
-      for (const row of item.rows) {
-        let acc = byTable.get(row.table);
-        if (!acc) byTable.set(row.table, (acc = []));
-        acc.push([item.rid, item.resourceType, row.param, ...row.values]);
-      }
-    }
-    for (const [table, rows] of byTable) {
+    for (const [table, rows] of indexRowsByTable(items, (item) => [item.rid, item.resourceType])) {
       const columns = INDEX_COLUMNS[table];
       const casts = INDEX_COLUMN_TYPES[table].map((t, i) => `(e->>${i + 3})::${t}`).join(', ');
       await tx.query(
@@ -250,7 +259,7 @@ export class ResourceStore {
    * transaction, so that "search, then write" cannot race another writer of the same condition.
    */
   async lockCondition(tx: SqlClient, resourceType: string, normalizedQuery: string): Promise<void> {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [this.conditionKey(resourceType, normalizedQuery)]);
+    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [this.conditionKey(resourceType, normalizedQuery)], PREPARED);
   }
 
   /**
@@ -260,9 +269,9 @@ export class ResourceStore {
   async lockConditions(tx: SqlClient, conditions: Array<{ resourceType: string; normalizedQuery: string }>): Promise<void> {
     const keys = [...new Set(conditions.map((c) => this.conditionKey(c.resourceType, c.normalizedQuery)))].sort();
     if (keys.length === 0) return;
-    if (keys.length === 1) return tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', keys).then(() => undefined);
+    if (keys.length === 1) return tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', keys, PREPARED).then(() => undefined);
     // unnest yields the array in order, so the locks are taken in the sorted order.
-    await tx.query('SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k', [keys]);
+    await tx.query('SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest($1::text[]) AS k', [keys], PREPARED);
   }
 
   private conditionKey(resourceType: string, normalizedQuery: string): string {
@@ -271,10 +280,10 @@ export class ResourceStore {
 }
 
 /** Index rows as one JSON parameter per table present, numbered from `first`. */
-function indexParams(items: Parameters<typeof indexRowsByTable>[0], first: number): { tables: IndexRowsParam[]; params: string[] } {
+function indexParams(items: Array<{ resourceType: string; id: string; rows: IndexRow[] }>, first: number): { tables: IndexRowsParam[]; params: string[] } {
   const tables: IndexRowsParam[] = [];
   const params: string[] = [];
-  for (const [table, rows] of indexRowsByTable(items)) {
+  for (const [table, rows] of indexRowsByTable(items, (item) => [item.resourceType, item.id])) {
     tables.push({ table, param: first + params.length });
     params.push(JSON.stringify(rows));
   }

@@ -20,16 +20,21 @@ export interface IndexRowsParam {
   param: number;
 }
 
-/** Group index rows by table as JSON arrays keyed by (resource type, id). */
-export function indexRowsByTable(
-  items: Array<{ resourceType: string; id: string; rows: Array<{ table: IndexTable; param: string; values: unknown[] }> }>,
+/**
+ * Group index rows by table as JSON-ready arrays: each row is `key(item)` — (resource type, id) for
+ * the write statement, (rid, resource type) for re-indexing — then param and the values.
+ */
+export function indexRowsByTable<T extends { rows: Array<{ table: IndexTable; param: string; values: unknown[] }> }>(
+  items: T[],
+  key: (item: T) => unknown[],
 ): Map<IndexTable, unknown[][]> {
   const byTable = new Map<IndexTable, unknown[][]>();
   for (const item of items) {
+    const head = key(item);
     for (const row of item.rows) {
       let acc = byTable.get(row.table);
       if (!acc) byTable.set(row.table, (acc = []));
-      acc.push([item.resourceType, item.id, row.param, ...row.values]);
+      acc.push([...head, row.param, ...row.values]);
     }
   }
   return byTable;
@@ -43,7 +48,7 @@ function indexInsertCtes(s: string, tables: IndexRowsParam[], ridSource: string)
     return `ins_${table} AS (
       INSERT INTO ${s}.${table} (rid, resource_type, param, ${columns.join(', ')})
       SELECT r.rid, r.resource_type, e->>2, ${casts}
-      FROM json_array_elements($${param}::json) e JOIN ${ridSource} r ON r.resource_type = e->>0 AND r.id = e->>1)`;
+      FROM jsonb_array_elements($${param}::jsonb) e JOIN ${ridSource} r ON r.resource_type = e->>0 AND r.id = e->>1)`;
   });
 }
 
@@ -63,7 +68,7 @@ function changeEventTail(s: string, schemaParam: number, events: string): string
 export function insertNewSql(s: string, columns: string, tables: IndexRowsParam[], changeEvents = true): string {
   const head = `WITH new_rows AS (
       INSERT INTO ${s}.resource (${columns})
-      SELECT e->>0, e->>1, (e->>2)::int, (e->>3)::timestamptz, (e->>4)::bool, e->>5 FROM json_array_elements($1::json) e
+      SELECT e->>0, e->>1, (e->>2)::int, (e->>3)::timestamptz, (e->>4)::bool, e->>5 FROM jsonb_array_elements($1::jsonb) e
       RETURNING rid, resource_type, id, version_id)`;
   const ctes = indexInsertCtes(s, tables, 'new_rows');
   if (changeEvents) {
