@@ -22,7 +22,7 @@
 import type { Logger } from 'pino';
 import type { JobQueue } from '../jobs/queue.js';
 import type { ChangeConsumer, ChangeJob } from './consumers.js';
-import type { Database } from '../store/db.js';
+import { PREPARED, type Database } from '../store/db.js';
 import { quoteIdent } from '../store/schema.js';
 import { tenantSchemasWith } from '../store/tenants.js';
 import { OUTBOX_CHANNEL, type ChangeAction } from './outbox.js';
@@ -59,14 +59,22 @@ export async function relayBatch(db: Database, schema: string, queue: JobQueue, 
   const s = quoteIdent(schema);
   const tenant = tenantOfSchema(schema);
   // A read-only probe first: an idle poll takes no row lock (no write, no WAL) and no transaction.
-  const probe = await db.query<{ pending: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM ${s}.change_event e, ${s}.outbox_cursor c
-       WHERE c.name = 'relay' AND (e.tx, e.seq) > (c.tx, c.seq) AND e.tx < pg_snapshot_xmin(pg_current_snapshot())) AS pending`,
+  // The cursor comes in as two scalar subqueries and the probe is ordered with LIMIT 1 so the
+  // row comparison is an index condition on (tx, seq): a join or EXISTS form scanned every event.
+  const cursorOf = (column: string) => `(SELECT ${column} FROM ${s}.outbox_cursor WHERE name = 'relay')`;
+  const probe = await db.query(
+    `SELECT 1 FROM ${s}.change_event e
+     WHERE (e.tx, e.seq) > (${cursorOf('tx')}, ${cursorOf('seq')}) AND e.tx < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY e.tx, e.seq LIMIT 1`,
+    [],
+    PREPARED,
   );
-  if (!probe.rows[0]?.pending) return 0;
+  if (probe.rows.length === 0) return 0;
   return db.transaction(async (tx) => {
     const cursor = await tx.query<{ tx: string; seq: string | number }>(
       `SELECT tx::text AS tx, seq FROM ${s}.outbox_cursor WHERE name = 'relay' FOR UPDATE SKIP LOCKED`,
+      [],
+      PREPARED,
     );
     const at = cursor.rows[0];
     if (!at) return 0;
@@ -75,6 +83,7 @@ export async function relayBatch(db: Database, schema: string, queue: JobQueue, 
        WHERE (tx, seq) > ($1::xid8, $2::bigint) AND tx < pg_snapshot_xmin(pg_current_snapshot())
        ORDER BY tx, seq LIMIT $3`,
       [at.tx, String(at.seq), limit],
+      PREPARED,
     );
     if (events.rows.length === 0) return 0;
     // Each consumer gets the events of the types it watches (ingest of unwatched types costs one
@@ -98,7 +107,7 @@ export async function relayBatch(db: Database, schema: string, queue: JobQueue, 
     // Redis unreachable must not hold this transaction (and its connection, or all of PGlite) open.
     await withTimeout(enqueue, ENQUEUE_TIMEOUT_MS, 'outbox relay: enqueue timed out');
     const last = events.rows[events.rows.length - 1]!;
-    await tx.query(`UPDATE ${s}.outbox_cursor SET tx = $1::xid8, seq = $2, updated_at = now() WHERE name = 'relay'`, [last.tx, String(last.seq)]);
+    await tx.query(`UPDATE ${s}.outbox_cursor SET tx = $1::xid8, seq = $2, updated_at = now() WHERE name = 'relay'`, [last.tx, String(last.seq)], PREPARED);
     return events.rows.length;
   });
 }
