@@ -32,7 +32,7 @@
  */
 import type { Binder, Ctx } from './query-sql.js';
 import type { FilterLink, SearchFilter } from './query-types.js';
-import { conditionSql, REFERENCE_URL } from './sql-conditions.js';
+import { anyOfSql, REFERENCE_URL } from './sql-conditions.js';
 
 type FilterSqlFn = (f: SearchFilter, ctx: Ctx) => string;
 
@@ -91,9 +91,7 @@ class LinkSql {
     if (positive && 'table' in f.source) {
       const { table, indexParam } = f.source;
       const col = table === 'sp_reference' ? REFERENCE_URL : undefined;
-      const alts = f.anyOf.map((c) => conditionSql(c, b, s, col));
-      const where = alts.length === 1 ? alts[0]! : `(${alts.join(' OR ')})`;
-      return `SELECT i.rid FROM ${s}.${table} i WHERE ${typeIs('i.resource_type', types, b)} AND i.param = ${b.add(indexParam)} AND ${where}`;
+      return `SELECT i.rid FROM ${s}.${table} i WHERE ${typeIs('i.resource_type', types, b)} AND i.param = ${b.add(indexParam)} AND ${anyOfSql(f.anyOf, b, s, col)}`;
     }
     // Negations, :missing, _id and _lastUpdated: test each resource of the type(s).
     const x = `x${++this.depth}`;

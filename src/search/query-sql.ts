@@ -11,7 +11,7 @@ import { quoteIdent } from '../store/schema.js';
 import type { SearchParamType } from './parameters.js';
 import { linkedFilterSql } from './links-sql.js';
 import type { ParsedSearch, SearchFilter, SortKey } from './query-types.js';
-import { conditionSql, rangeCondition, REFERENCE_URL, type RangeExprs } from './sql-conditions.js';
+import { anyOfSql, rangeCondition, REFERENCE_URL, type RangeExprs } from './sql-conditions.js';
 
 export class Binder {
   readonly params: unknown[] = [];
@@ -59,9 +59,7 @@ export function filterSql(f: SearchFilter, ctx: Ctx): string {
     return wanted.has(true) ? `NOT ${present}` : present;
   }
   const col = table === 'sp_reference' ? REFERENCE_URL : undefined;
-  const alts = f.anyOf.map((c) => conditionSql(c, b, ctx.s, col));
-  const where = alts.length === 1 ? alts[0]! : `(${alts.join(' OR ')})`;
-  return `${f.negate ? 'NOT ' : ''}EXISTS (${rows} AND ${where})`;
+  return `${f.negate ? 'NOT ' : ''}EXISTS (${rows} AND ${anyOfSql(f.anyOf, b, ctx.s, col)})`;
 }
 
 export function whereSql(parsed: ParsedSearch, ctx: Ctx): string {

@@ -106,6 +106,12 @@ export function epochMs(iso: string): string {
   return String(Date.parse(iso));
 }
 
+/** The alternatives of one filter (comma-separated values), OR-ed. */
+export function anyOfSql(anyOf: Condition[], b: Binder, s: string, col: ColumnMap = plainColumns): string {
+  const alts = anyOf.map((c) => conditionSql(c, b, s, col));
+  return alts.length === 1 ? alts[0]! : `(${alts.join(' OR ')})`;
+}
+
 /**
  * `s`: the quoted tenant schema (stored value sets are read from its `resource` table).
  */
