@@ -86,7 +86,8 @@ export async function startMllpListener(options: MllpListenerOptions, handler: M
         try {
           const answers =
             batch.length > 1 ? await handler.messages!(batch.map((e) => (e as Extract<MllpEvent, { kind: 'frame' }>).payload)) : [await replyOne(batch[0]!)];
-          if (!socket.destroyed && socket.writable) for (const answer of answers) socket.write(frame(answer));
+          // One write for the batch's replies: a syscall each cost more than the ACK itself.
+          if (!socket.destroyed && socket.writable) socket.write(answers.length === 1 ? frame(answers[0]!) : Buffer.concat(answers.map(frame)));
         } catch (error) {
           logger.error({ err: error, peer }, 'MLLP: reply failed');
         }

@@ -8,6 +8,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Identifier, Resource } from 'fhir/r4.js';
+import { copyWithReferences } from '../fhir/references.js';
 import { V2DataError } from './ack.js';
 import { FieldError, type ConvertContext } from './convert-context.js';
 import { CONVERTERS, cx, ei, FIELD_CONVERTERS } from './datatypes.js';
@@ -175,7 +176,7 @@ class MessageMapping {
     for (const rule of map.rules) {
       if (rule.when && !evaluate(rule.when, scope)) continue;
       if (rule.field === undefined) {
-        this.put(resource, rule, structuredClone(rule.value));
+        this.put(resource, rule, copyWithReferences(rule.value));
         continue;
       }
       const path = parseFieldPath(rule.field);
