@@ -21,6 +21,7 @@ import type { DiagnosticReport, Reference, ServiceRequest, Task } from 'fhir/r4.
 import { findMatches } from '../interactions/matching.js';
 import { Writer } from '../interactions/writer.js';
 import type { JobInfo } from '../jobs/queue.js';
+import type { ResourceStore } from '../store/resource-store.js';
 import type { Tenants } from '../store/tenants.js';
 import type { ChangeConsumer, ChangeJob } from '../subscriptions/consumers.js';
 import { loadForUpdate, localReference } from './medication-params.js';
@@ -64,6 +65,13 @@ export function taskAfterReport(task: Task, report: DiagnosticReport, reportRef:
   return undefined;
 }
 
+/** Whether a request's change can make or cancel a Task (onRequest does nothing otherwise). */
+const requestNeedsWork = (sr: ServiceRequest) => sr.status === 'revoked' || sr.status === 'entered-in-error' || (sr.status === 'active' && orderTaskOwner(sr) !== undefined);
+
+/** The local ServiceRequests a report is based on. */
+const reportedOrders = (report: DiagnosticReport): string[] =>
+  (report.basedOn ?? []).flatMap((based) => localReference(based.reference, 'ServiceRequest') ?? []);
+
 export class OrderTaskConsumer implements ChangeConsumer {
   readonly queue = 'workflow-order-tasks';
 
@@ -77,14 +85,39 @@ export class OrderTaskConsumer implements ChangeConsumer {
     const e = job.data;
     if (e.action === 'delete') return;
     const store = await this.tenants.store(e.tenant);
-    await store.db.transaction(async (tx) => {
-      const w = new Writer({ store, baseUrl: '' }, tx);
-      const current = await store.current(tx, e.resourceType, e.id);
-      if (!current || current.deleted || !current.content) return;
-      if (e.resourceType === 'ServiceRequest') await this.onRequest(w, JSON.parse(current.content) as ServiceRequest);
-      else await this.onReport(w, JSON.parse(current.content) as DiagnosticReport);
-    });
+    // Most changes need nothing (an order without performer, a report on no local order): they are
+    // read outside a transaction and dropped. A version once written never changes, and a later
+    // version comes with its own event.
+    const current = await store.current(store.db, e.resourceType, e.id);
+    if (!current || current.deleted || !current.content) return;
+    const resource = JSON.parse(current.content) as ServiceRequest | DiagnosticReport;
+    if (resource.resourceType === 'ServiceRequest') {
+      if (!requestNeedsWork(resource)) return;
+      await store.db.transaction((tx) => this.onRequest(new Writer({ store, baseUrl: '' }, tx), resource));
+      return;
+    }
+    const orders = await this.ordersToMove(store, reportedOrders(resource));
+    if (orders.length === 0) return;
+    await store.db.transaction((tx) => this.onReport(new Writer({ store, baseUrl: '' }, tx), resource, orders));
   };
+
+  /**
+   * The orders of a report whose Task may have to move. An order that gets Tasks from this
+   * consumer (requestNeedsWork) is always looked at under the Task's condition lock, since its
+   * Task may be being made right now; another order only when some Task focuses on it already
+   * (made over REST): nothing here will make one, so an unlocked look is enough.
+   */
+  private async ordersToMove(store: ResourceStore, orders: string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const ref of orders) {
+      const [type, id] = ref.split('/') as [string, string];
+      const current = await store.current(store.db, type, id);
+      const order = current?.content && !current.deleted ? (JSON.parse(current.content) as ServiceRequest) : undefined;
+      if (order && requestNeedsWork(order)) out.push(ref);
+      else if (await store.isReferenced(store.db, 'Task', 'focus', ref)) out.push(ref);
+    }
+    return out;
+  }
 
   private async onRequest(w: Writer, sr: ServiceRequest): Promise<void> {
     const ref = `ServiceRequest/${sr.id}`;
@@ -125,11 +158,9 @@ export class OrderTaskConsumer implements ChangeConsumer {
     if (latest !== out.resource) await w.update(latest, out.version!.id);
   }
 
-  private async onReport(w: Writer, report: DiagnosticReport): Promise<void> {
+  private async onReport(w: Writer, report: DiagnosticReport, orders: string[]): Promise<void> {
     const reportRef = `DiagnosticReport/${report.id}`;
-    for (const based of report.basedOn ?? []) {
-      const requestRef = localReference(based.reference, 'ServiceRequest');
-      if (!requestRef) continue;
+    for (const requestRef of orders) {
       // Under the Task's condition lock: a Task being created for this request right now is seen
       // (its creator holds the lock), or it sees this report when it looks for earlier results.
       for (const match of await w.lockAndMatch('Task', taskCondition(requestRef), 'task lookup')) {

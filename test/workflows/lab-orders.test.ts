@@ -135,6 +135,22 @@ describe.each(ENGINES)('lab orders and referrals on %s', (engine) => {
     for (const sr2 of [noPerformer, plan, draft]) expect(await tasksOf(sr2)).toHaveLength(0);
   });
 
+  it('a Task made over REST for an order that gets none of its own is moved by results too', async () => {
+    const placer = `LAB-${Date.now()}-manual`;
+    // No performer: the consumer makes no Task for it (requests that need no Task get none).
+    const sr = await create(t.base, order(placer, { performer: undefined }));
+    const manual = await create(t.base, {
+      resourceType: 'Task', status: 'requested', intent: 'order', code: { coding: [{ system: 'http://hl7.org/fhir/CodeSystem/task-code', code: 'fulfill' }] },
+      focus: { reference: `ServiceRequest/${sr.id}` },
+    });
+    const mrn = who.patient.identifier[0].value;
+    expect((await send(oru({ controlId: `${placer}-F`, mrn, placer, status: 'F', cholesterol: '190' }))).msa[1]).toBe('AA');
+    const done = await taskOf(sr, 'completed');
+    expect(done.id).toBe(manual.id);
+    expect(done.output[0].valueReference.reference).toMatch(/^DiagnosticReport\//);
+    expect(await tasksOf(sr)).toHaveLength(1);
+  });
+
   it('a referral to a practitioner gets a Task for them, answered with $accept or $reject', async () => {
     const colleague = await create(t.base, { resourceType: 'Practitioner', name: [{ family: 'Hopper', given: ['Grace'] }] });
     const referral = (note: string) => create(t.base, {
