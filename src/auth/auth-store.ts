@@ -257,11 +257,16 @@ export class AuthStore {
     return row ? { ...refreshGrant(row), exp: Math.floor(new Date(row.expires_at as string).getTime() / 1000) } : undefined;
   }
 
-  /** Revoke the refresh token's family; returns the client it belonged to (undefined if unknown). */
-  async revokeRefresh(token: string, clientId: string): Promise<boolean> {
+  /**
+   * Revoke the refresh token of `clientId` and its family — the other refresh tokens and the
+   * access tokens issued from the same grant (RFC 7009 §2.1: a server that can revoke access
+   * tokens SHOULD when their refresh token is revoked), remembered until `accessExp`. False for a
+   * token that is not a refresh token of that client.
+   */
+  async revokeRefresh(token: string, clientId: string, accessExp: number): Promise<boolean> {
     const r = await this.q<{ family: string }>(`SELECT family FROM $s.auth_refresh WHERE token_hash = $1 AND client_id = $2`, [tokenHash(token), clientId]);
     if (!r.rows[0]) return false;
-    await this.revokeFamily(r.rows[0].family);
+    await this.revokeTokenFamily(r.rows[0].family, accessExp);
     return true;
   }
 

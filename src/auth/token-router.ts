@@ -147,7 +147,7 @@ export function tokenRouter(tenantOf: TenantResolver, audit: LoginAuditor = noLo
       const auth = new AuthStore(t.store);
       const client = await authenticateClient(auth, form, req.headers.authorization, `${t.baseUrl}${AUTH_PATHS.revoke}`);
       const token = form.get('token') ?? '';
-      if (!(await auth.revokeRefresh(token, client.clientId))) {
+      if (!(await auth.revokeRefresh(token, client.clientId, familyRevocationExp()))) {
         try {
           const p = await verifyTokenClaims(t.store, token);
           if (p.client_id === client.clientId) await auth.revokeAccess(p.jti, p.exp);

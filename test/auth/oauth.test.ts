@@ -206,8 +206,15 @@ describe.each(ENGINES)('SMART authorization server (%s)', (engine) => {
     expect(after.status).toBe(401);
     expect(after.headers.get('www-authenticate')).toMatch(/revoked/);
     expect((await introspect(token.access_token)).active).toBe(false);
-    expect((await revoke(token.refresh_token)).status).toBe(200);
-    expect((await tokenRequest(t.base, { grant_type: 'refresh_token', refresh_token: token.refresh_token, client_id: app.clientId })).body.error).toBe('invalid_grant');
+    // A fresh access token from the refresh token, then the refresh token revoked: the access
+    // tokens of the same grant stop working too (RFC 7009 §2.1).
+    const refreshed = await tokenRequest(t.base, { grant_type: 'refresh_token', refresh_token: token.refresh_token, client_id: app.clientId });
+    expect(refreshed.status).toBe(200);
+    expect((await call(t.base, 'GET', `/Patient/${token.patient}`, undefined, bearer(refreshed.body.access_token))).status).toBe(200);
+    expect((await revoke(refreshed.body.refresh_token)).status).toBe(200);
+    expect((await tokenRequest(t.base, { grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token, client_id: app.clientId })).body.error).toBe('invalid_grant');
+    expect((await call(t.base, 'GET', `/Patient/${token.patient}`, undefined, bearer(refreshed.body.access_token))).status).toBe(401);
+    expect((await introspect(refreshed.body.access_token)).active).toBe(false);
     expect((await revoke('unknown-token')).status).toBe(200);
   });
 
