@@ -64,7 +64,10 @@ export async function createTenant(tenants: Tenants, name: string): Promise<bool
   try {
     await tenants.db.query(`CREATE SCHEMA ${quoteIdent(schemaForTenant(name))}`);
   } catch (error) {
-    if (sqlState(error) !== '42P06') throw error;
+    // 42P06 when the schema was there before; 23505 (pg_namespace's unique index) when another
+    // creator's CREATE SCHEMA was still uncommitted as this one checked.
+    const state = sqlState(error);
+    if (state !== '42P06' && state !== '23505') throw error;
     created = false;
   }
   await tenants.store(name); // applies the migrations (under their lock: a loser waits for the winner)
