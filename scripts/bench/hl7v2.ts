@@ -7,8 +7,9 @@
  * transaction inserting the message row and the same number of resource rows CareBridge wrote
  * (the mapped resources, as JSON), from C clients.
  *
- *   npx tsx scripts/bench/hl7v2.ts [--messages 4000] [--connections 4] [--window 16] [--workers 1] [--engine postgres|pglite]
+ *   npx tsx scripts/bench/hl7v2.ts [--messages 4000] [--connections 4] [--window 16] [--workers 1] [--engine postgres|pglite] [--keep-db] [--dist]
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ import pg from 'pg';
 import { loadMappingConfig } from '../../src/hl7v2/mapping-config.js';
 import { Mapper } from '../../src/hl7v2/mapper.js';
 import { parseMessage, readHeader } from '../../src/hl7v2/parser.js';
-import { adminQuery, createScratchDatabase, DEFAULT_ADMIN_URL, formatTable, freePort, parseArgs, percentile, REPO_ROOT, startServerChild } from './lib.js';
+import { adminQuery, cpuBetween, createScratchDatabase, DEFAULT_ADMIN_URL, formatTable, freePort, listProcesses, machineBusySeconds, parseArgs, percentile, postgresProcesses, processTree, REPO_ROOT, startServerChild } from './lib.js';
 
 const args = parseArgs(process.argv.slice(2), {
   messages: 'number',
@@ -29,6 +30,8 @@ const args = parseArgs(process.argv.slice(2), {
   'cpu-prof': 'string',
   'no-raw': 'boolean',
   echo: 'boolean',
+  'keep-db': 'boolean',
+  dist: 'boolean',
 });
 const N = (args.get('messages') as number | undefined) ?? 4000;
 const C = (args.get('connections') as number | undefined) ?? 4;
@@ -137,6 +140,26 @@ async function stream(port: number, messages: string[]): Promise<{ latencies: nu
   return { latencies, seconds };
 }
 
+/** `npm run build`, then the compiled server (what `npm start` and the Dockerfile run). */
+function buildDist(): string {
+  const r = spawnSync('npm', ['run', 'build'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('npm run build failed');
+  return 'dist/main.js';
+}
+
+/** Resolves once the machine has been nearly idle (< 10% of a core) for a second, or after 60 s. */
+async function untilIdle(): Promise<void> {
+  const end = Date.now() + 60_000;
+  let quiet = 0;
+  let last = machineBusySeconds()!;
+  while (quiet < 5 && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = machineBusySeconds()!;
+    quiet = now - last < 0.02 ? quiet + 1 : 0;
+    last = now;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Raw PostgreSQL baseline: the same message rows and resource rows, one transaction per message.
 
@@ -156,6 +179,8 @@ async function baseline(messages: string[]): Promise<{ latencies: number[]; seco
        CREATE TABLE resource (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), resource_type text, content jsonb)`,
     );
     const pool = new pg.Pool({ connectionString: db.url, max: C * W > 8 ? 8 : C * W });
+    // pool.end() resolves before its sockets close; DROP DATABASE … FORCE then ends them with an error.
+    pool.on('error', () => undefined);
     let next = 0;
     const latencies: number[] = [];
     const start = performance.now();
@@ -198,20 +223,35 @@ async function main(): Promise<void> {
   const server = await startServerChild({
     env: { ...(db ? { DATABASE_URL: db.url, WORKERS: String(WORKERS) } : { DATABASE_URL: undefined, DATA_DIR: dataDir }), MLLP_PORT: String(mllpPort), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', REDIS_URL: undefined },
     nodeFlags: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : undefined,
+    script: args.get('dist') ? buildDist() : undefined,
     echo: args.get('echo') === true,
   });
   let cb: { latencies: number[]; seconds: number };
   let stored = Number.NaN;
+  const cpu: { server?: number; postgres?: number; machine?: number; drained?: number } = {};
   try {
     await stream(mllpPort, warmup);
+    const before = listProcesses();
+    const machineBefore = machineBusySeconds();
     cb = await stream(mllpPort, messages);
+    const after = listProcesses();
+    if (after.length) {
+      cpu.server = cpuBetween(before, after, processTree(server.child.pid!, after));
+      if (db) cpu.postgres = cpuBetween(before, after, postgresProcesses(db.name, after));
+      cpu.machine = machineBusySeconds()! - machineBefore!;
+      // Change consumers (order tasks, outbound feeds) finish after the last ACK: wait until the
+      // machine is idle to count the whole cost of the messages.
+      await untilIdle();
+      cpu.drained = machineBusySeconds()! - machineBefore!;
+    }
     if (db) {
       const [row] = await adminQuery<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM tenant_default.hl7_message WHERE status = 'processed' AND control_id LIKE $1`, [`B-${run}-%`]);
       stored = row!.n - warmup.length;
     }
   } finally {
     await server.stop();
-    await db?.drop();
+    if (db && args.get('keep-db')) console.error(`kept database ${db.url}`);
+    else await db?.drop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
   const raw = args.get('no-raw') ? undefined : await baseline(messages);
@@ -231,6 +271,11 @@ async function main(): Promise<void> {
       ],
     ),
   );
+  const perMessage = (seconds: number | undefined) => (seconds === undefined ? 'n/a' : `${((seconds * 1000) / N).toFixed(2)} ms`);
+  if (cpu.machine !== undefined) {
+    console.log(`CPU per message while CareBridge ran: server ${perMessage(cpu.server)}, PostgreSQL ${perMessage(cpu.postgres)}, whole machine ${perMessage(cpu.machine)}`);
+    console.log(`whole machine until background work (change consumers) finished: ${perMessage(cpu.drained)}`);
+  }
 }
 
 main().catch((error) => {
