@@ -3,8 +3,8 @@
  * semantics beyond versions: the interaction layer decides what to write, this writes it.
  */
 import { PREPARED, type Database, type SqlClient } from './db.js';
-import { INDEX_COLUMNS, INDEX_COLUMN_TYPES, INDEX_TABLES, migrations, quoteIdent, type IndexTable } from './schema.js';
-import { indexRowsByTable, insertNewSql, replaceCurrentSql, type IndexRowsParam } from './write-sql.js';
+import { INDEX_COLUMNS, INDEX_TABLES, migrations, quoteIdent, type IndexTable } from './schema.js';
+import { indexRowsJson, indexValueCasts, insertNewSql, replaceCurrentSql, type IndexRowsParam } from './write-sql.js';
 
 export interface StoredVersion {
   resourceType: string;
@@ -160,17 +160,22 @@ export class ResourceStore {
 
   /**
    * Insert first versions of new resources with their index rows and change events, in one
-   * statement (write-sql.ts). Rows travel as JSON text parameters unpacked by PostgreSQL: pg's
-   * JavaScript encoding of array parameters (escaping every element) cost more than the
-   * database's own work.
+   * statement (write-sql.ts, which also says how the rows travel).
    */
   async insertNew(tx: SqlClient, versions: NewVersion[], options: { changeEvents?: boolean } = {}): Promise<void> {
     if (versions.length === 0) return;
     // changeEvents false: the server's audit records (AuditEvent, Provenance), which no consumer needs.
     const changeEvents = options.changeEvents ?? true;
-    const rows = versions.map((v) => [v.resourceType, v.id, v.versionId, v.lastUpdated, v.deleted, v.content]);
-    const { tables, params } = indexParams(versions.map((v) => ({ resourceType: v.resourceType, id: v.id, rows: v.indexRows })), 3);
-    const r = await tx.query<{ events: number }>(insertNewSql(this.s, VERSION_COLUMNS, tables, changeEvents), [JSON.stringify(rows), this.schema, ...params], PREPARED);
+    let rows = '[';
+    let contents = '[';
+    for (let i = 0; i < versions.length; i++) {
+      const v = versions[i]!;
+      const sep = i === 0 ? '' : ',';
+      rows += `${sep}[${JSON.stringify(v.resourceType)},${JSON.stringify(v.id)},${v.versionId},${JSON.stringify(v.lastUpdated)},${v.deleted}]`;
+      contents += `${sep}${v.content ?? 'null'}`;
+    }
+    const { tables, params } = indexParams(versions, 4);
+    const r = await tx.query<{ events: number }>(insertNewSql(this.s, tables, changeEvents), [`${rows}]`, this.schema, `${contents}]`, ...params], PREPARED);
     const expected = changeEvents ? versions.length : 0;
     if (Number(r.rows[0]?.events) !== expected) throw new Error(`insert of ${versions.length} versions recorded ${r.rows[0]?.events} change events`);
   }
@@ -180,7 +185,7 @@ export class ResourceStore {
    * rewritten and the change event recorded, in one statement.
    */
   async replaceCurrent(tx: SqlClient, previous: CurrentVersion, next: NewVersion): Promise<void> {
-    const { tables, params } = indexParams([{ resourceType: next.resourceType, id: next.id, rows: next.indexRows }], 9);
+    const { tables, params } = indexParams([next], 9);
     const action = next.deleted ? 'delete' : previous.deleted ? 'create' : 'update';
     const r = await tx.query<{ events: number }>(replaceCurrentSql(this.s, VERSION_COLUMNS, tables), [
       previous.rid,
@@ -211,13 +216,11 @@ export class ResourceStore {
   }
 
   private async insertIndexRows(tx: SqlClient, items: { rid: string; resourceType: string; rows: IndexRow[] }[]): Promise<void> {
-    for (const [table, rows] of indexRowsByTable(items, (item) => [item.rid, item.resourceType])) {
-      const columns = INDEX_COLUMNS[table];
-      const casts = INDEX_COLUMN_TYPES[table].map((t, i) => `(e->>${i + 3})::${t}`).join(', ');
+    for (const [table, rows] of indexRowsJson(items, (item) => `${JSON.stringify(item.rid)},${JSON.stringify(item.resourceType)}`)) {
       await tx.query(
-        `INSERT INTO ${this.s}.${table} (rid, resource_type, param, ${columns.join(', ')})
-         SELECT (e->>0)::bigint, e->>1, e->>2, ${casts} FROM json_array_elements($1::json) e`,
-        [JSON.stringify(rows)],
+        `INSERT INTO ${this.s}.${table} (rid, resource_type, param, ${INDEX_COLUMNS[table].join(', ')})
+         SELECT (e->>0)::bigint, e->>1, e->>2, ${indexValueCasts(table, 3)} FROM json_array_elements($1::json) e`,
+        [rows],
       );
     }
   }
@@ -279,13 +282,13 @@ export class ResourceStore {
   }
 }
 
-/** Index rows as one JSON parameter per table present, numbered from `first`. */
-function indexParams(items: Array<{ resourceType: string; id: string; rows: IndexRow[] }>, first: number): { tables: IndexRowsParam[]; params: string[] } {
+/** Index rows of the versions (keyed by position) as one JSON parameter per table present, numbered from `first`. */
+function indexParams(versions: NewVersion[], first: number): { tables: IndexRowsParam[]; params: string[] } {
   const tables: IndexRowsParam[] = [];
   const params: string[] = [];
-  for (const [table, rows] of indexRowsByTable(items, (item) => [item.resourceType, item.id])) {
+  for (const [table, rows] of indexRowsJson(versions.map((v) => ({ rows: v.indexRows })), (_, k) => String(k))) {
     tables.push({ table, param: first + params.length });
-    params.push(JSON.stringify(rows));
+    params.push(rows);
   }
   return { tables, params };
 }
