@@ -21,6 +21,11 @@ export interface ChangeJob {
   id: string;
   versionId: number;
   action: ChangeAction;
+  /**
+   * For consumers with withCurrent: the resource's current row when the relay read the event
+   * (null: no row). Older than a read made when the job runs, never older than the event.
+   */
+  current?: { versionId: number; deleted: boolean; content: string | null } | null;
 }
 
 export interface ChangeConsumer {
@@ -30,6 +35,12 @@ export interface ChangeConsumer {
   watchedTypes(tx: SqlClient, schema: string): Promise<ReadonlySet<string>>;
   /** Handle one change; thrown errors retry the job (capped backoff) until attempts run out. */
   handle(job: JobInfo<ChangeJob>): Promise<void>;
+  /**
+   * Jobs carry the resource's current row (ChangeJob.current), read by the relay for the whole
+   * batch in one statement: for consumers that read it first and then mostly have nothing to do,
+   * one statement per batch instead of one per event.
+   */
+  readonly withCurrent?: boolean;
   /** Jobs handled at once in each process (default 4). */
   readonly concurrency?: number;
   /** Attempts before a change job lands on the dead list (default CHANGE_JOB_ATTEMPTS). */

@@ -22,8 +22,9 @@
 import type { Logger } from 'pino';
 import type { JobQueue } from '../jobs/queue.js';
 import type { ChangeConsumer, ChangeJob } from './consumers.js';
-import { PREPARED, type Database } from '../store/db.js';
+import { PREPARED, type Database, type SqlClient } from '../store/db.js';
 import { quoteIdent } from '../store/schema.js';
+import { ResourceStore, type CurrentVersion } from '../store/resource-store.js';
 import { tenantSchemasWith } from '../store/tenants.js';
 import { OUTBOX_CHANNEL, type ChangeAction } from './outbox.js';
 
@@ -89,20 +90,29 @@ export async function relayBatch(db: Database, schema: string, queue: JobQueue, 
     // Each consumer gets the events of the types it watches (ingest of unwatched types costs one
     // row per version and nothing more); the cursor moves past all of them.
     const enqueues: Promise<void>[] = [];
+    const wanted: EventRow[][] = [];
     for (const consumer of consumers) {
       const types = await consumer.watchedTypes(tx, schema);
-      const jobs = events.rows.filter((e) => types.has(e.resource_type));
-      if (jobs.length === 0) continue;
+      wanted.push(events.rows.filter((e) => types.has(e.resource_type)));
+    }
+    const current = await currentRows(tx, db, schema, consumers.flatMap((c, i) => (c.withCurrent ? wanted[i]! : [])));
+    consumers.forEach((consumer, i) => {
+      const jobs = wanted[i]!;
+      if (jobs.length === 0) return;
       enqueues.push(
         queue.addBulk<ChangeJob>(
           consumer.queue,
-          jobs.map((e) => ({
-            data: { tenant, seq: String(e.seq), resourceType: e.resource_type, id: e.id, versionId: Number(e.version_id), action: e.action },
-            opts: { jobId: `${tenant}.${e.seq}`, attempts: consumer.attempts ?? CHANGE_JOB_ATTEMPTS },
-          })),
+          jobs.map((e) => {
+            const data: ChangeJob = { tenant, seq: String(e.seq), resourceType: e.resource_type, id: e.id, versionId: Number(e.version_id), action: e.action };
+            if (consumer.withCurrent) {
+              const row = current.get(`${e.resource_type}/${e.id}`);
+              data.current = row ? { versionId: row.versionId, deleted: row.deleted, content: row.content } : null;
+            }
+            return { data, opts: { jobId: `${tenant}.${e.seq}`, attempts: consumer.attempts ?? CHANGE_JOB_ATTEMPTS } };
+          }),
         ),
       );
-    }
+    });
     const enqueue = Promise.all(enqueues);
     // Redis unreachable must not hold this transaction (and its connection, or all of PGlite) open.
     await withTimeout(enqueue, ENQUEUE_TIMEOUT_MS, 'outbox relay: enqueue timed out');
@@ -110,6 +120,13 @@ export async function relayBatch(db: Database, schema: string, queue: JobQueue, 
     await tx.query(`UPDATE ${s}.outbox_cursor SET tx = $1::xid8, seq = $2, updated_at = now() WHERE name = 'relay'`, [last.tx, String(last.seq)], PREPARED);
     return events.rows.length;
   });
+}
+
+/** The current rows of the events' resources, in one statement of the relay's transaction. */
+async function currentRows(tx: SqlClient, db: Database, schema: string, events: EventRow[]): Promise<Map<string, CurrentVersion>> {
+  if (events.length === 0) return new Map();
+  const keys = new Map(events.map((e) => [`${e.resource_type}/${e.id}`, { resourceType: e.resource_type, id: e.id }]));
+  return new ResourceStore(db, schema).currentMany(tx, [...keys.values()]);
 }
 
 /** Delete relayed events older than RETAIN; returns how many. */

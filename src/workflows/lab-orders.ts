@@ -74,6 +74,8 @@ const reportedOrders = (report: DiagnosticReport): string[] =>
 
 export class OrderTaskConsumer implements ChangeConsumer {
   readonly queue = 'workflow-order-tasks';
+  /** Most changes need nothing once the resource is read: the relay hands it over with the job. */
+  readonly withCurrent = true;
 
   constructor(private readonly tenants: Tenants) {}
 
@@ -88,7 +90,7 @@ export class OrderTaskConsumer implements ChangeConsumer {
     // Most changes need nothing (an order without performer, a report on no local order): they are
     // read outside a transaction and dropped. A version once written never changes, and a later
     // version comes with its own event.
-    const current = await store.current(store.db, e.resourceType, e.id);
+    const current = e.current !== undefined ? e.current : await store.current(store.db, e.resourceType, e.id);
     if (!current || current.deleted || !current.content) return;
     const resource = JSON.parse(current.content) as ServiceRequest | DiagnosticReport;
     if (resource.resourceType === 'ServiceRequest') {
@@ -108,11 +110,16 @@ export class OrderTaskConsumer implements ChangeConsumer {
    * (made over REST): nothing here will make one, so an unlocked look is enough.
    */
   private async ordersToMove(store: ResourceStore, orders: string[]): Promise<string[]> {
+    if (orders.length === 0) return [];
+    const keys = orders.map((ref) => {
+      const [resourceType, id] = ref.split('/') as [string, string];
+      return { resourceType, id };
+    });
+    const current = await store.currentMany(store.db, keys);
     const out: string[] = [];
     for (const ref of orders) {
-      const [type, id] = ref.split('/') as [string, string];
-      const current = await store.current(store.db, type, id);
-      const order = current?.content && !current.deleted ? (JSON.parse(current.content) as ServiceRequest) : undefined;
+      const row = current.get(ref);
+      const order = row?.content && !row.deleted ? (JSON.parse(row.content) as ServiceRequest) : undefined;
       if (order && requestNeedsWork(order)) out.push(ref);
       else if (await store.isReferenced(store.db, 'Task', 'focus', ref)) out.push(ref);
     }
