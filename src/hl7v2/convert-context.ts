@@ -97,6 +97,12 @@ export function hdOf(rep: Rep | undefined): Hd {
   return { namespace: comp(rep, 1), universalId: comp(rep, 2), universalIdType: comp(rep, 3) };
 }
 
+/** hdOf(subRep(rep, c)): the HD in component c's subcomponents (CX.4, XCN.9), read in place. */
+export function hdAt(rep: Rep | undefined, c: number): Hd {
+  const sub = rep?.[c - 1];
+  return { namespace: sub?.[0] ?? '', universalId: sub?.[1] ?? '', universalIdType: sub?.[2] ?? '' };
+}
+
 const fill = (template: string, values: Record<string, string>) => template.replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(values[k] ?? ''));
 
 /** identifierSystem results per configuration: a feed repeats the same few assigning authorities. */

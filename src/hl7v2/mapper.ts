@@ -6,7 +6,7 @@
  * conditional write on an identifier, a stable id derived from key values, or a new resource.
  * Pure: nothing is read or written here; src/hl7v2/apply.ts writes the plan.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import type { Identifier, Resource } from 'fhir/r4.js';
 import { V2DataError, type ErrorLocation } from './ack.js';
 import { CompiledMappings, type CompiledFieldRule, type CompiledIdentity, type CompiledResourceRule, type CompiledSegmentMap, type CompiledStructure } from './compiled-mappings.js';
@@ -264,8 +264,9 @@ class MessageMapping {
       }
       let text = resourceType;
       for (const part of s.parts) text += `\u0000${'resource' in part ? (this.latest.get(part.resource)?.key ?? '') : firstTextAt(scope.get(part.path.segment), part.path)}`;
-      let id = createHash('sha256').update(text).digest('hex').slice(0, 40);
-      for (let n = 2; this.ids.has(id); n++) id = createHash('sha256').update(`${id}#${n}`).digest('hex').slice(0, 40);
+      // One-shot hash: no Hash object per stable id.
+      let id = hash('sha256', text, 'hex').slice(0, 40);
+      for (let n = 2; this.ids.has(id); n++) id = hash('sha256', `${id}#${n}`, 'hex').slice(0, 40);
       this.ids.add(id);
       return { kind: 'id', id };
     }
