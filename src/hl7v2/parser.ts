@@ -240,6 +240,8 @@ function decodeEscape(code: string, sep: Separators): string | undefined {
 
 /** Escape text for writing into a field (ACK texts, outbound messages). */
 export function escapeText(text: string, sep: Separators): string {
+  // Most texts (names, ids, codes) hold nothing to escape.
+  if (!needsEscape(text, sep)) return text;
   let out = '';
   for (const c of text) {
     if (c === sep.escape) out += `${sep.escape}E${sep.escape}`;
@@ -251,6 +253,18 @@ export function escapeText(text: string, sep: Separators): string {
     else out += c;
   }
   return out;
+}
+
+function needsEscape(text: string, sep: Separators): boolean {
+  return (
+    text.includes(sep.escape) ||
+    text.includes(sep.field) ||
+    text.includes(sep.component) ||
+    text.includes(sep.subcomponent) ||
+    text.includes(sep.repetition) ||
+    text.includes('\r') ||
+    text.includes('\n')
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
