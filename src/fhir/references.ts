@@ -33,14 +33,30 @@ export function eachReference(node: unknown, fn: (reference: string) => string |
  * and then eachReference cost several times more for these plain JSON trees.
  */
 export function copyWithReferences<T>(node: T, fn?: (reference: string) => string | undefined): T {
-  if (Array.isArray(node)) return node.map((item) => copyWithReferences(item, fn)) as T;
   if (node === null || typeof node !== 'object') return node;
-  const obj = node as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(obj)) {
-    const value = obj[key];
-    if (key === 'reference' && typeof value === 'string') out[key] = (fn && fn(value)) ?? value;
-    else out[key] = typeof value === 'object' ? copyWithReferences(value, fn) : value;
+  return (Array.isArray(node) ? copyArray(node, fn) : copyObject(node as Record<string, unknown>, fn)) as T;
+}
+
+// The walk's two halves, with primitives handled inline: most values of a resource are strings,
+// and a call (or an array.map closure) per value is what the copy mostly cost.
+function copyArray(list: unknown[], fn: ((reference: string) => string | undefined) | undefined): unknown[] {
+  const out = new Array<unknown>(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const item = list[i];
+    if (item === undefined && !(i in list)) continue; // a hole stays a hole, as with list.map
+    out[i] = item === null || typeof item !== 'object' ? item : Array.isArray(item) ? copyArray(item, fn) : copyObject(item as Record<string, unknown>, fn);
   }
-  return out as T;
+  return out;
+}
+
+function copyObject(obj: Record<string, unknown>, fn: ((reference: string) => string | undefined) | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const keys = Object.keys(obj);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const value = obj[key];
+    if (value === null || typeof value !== 'object') out[key] = key === 'reference' && typeof value === 'string' ? ((fn && fn(value)) ?? value) : value;
+    else out[key] = Array.isArray(value) ? copyArray(value, fn) : copyObject(value as Record<string, unknown>, fn);
+  }
+  return out;
 }

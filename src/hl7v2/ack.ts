@@ -108,12 +108,12 @@ export function buildAck(input: AckInput): string {
     e(h.sendingFacility),
     hl7Timestamp(),
     '',
-    messageType.join(sep.component).replace(new RegExp(`${escapeRegExp(sep.component)}+$`), ''),
+    messageType.join(sep.component).replace(trailing(sep.component), ''),
     newControlId(),
     e(h.processingId || 'P'),
     e(version),
   ].join(sep.field);
-  const msa = ['MSA', code, e(h.controlId), issue ? e(truncate(issue.text, 80)) : ''].join(sep.field).replace(new RegExp(`${escapeRegExp(sep.field)}+$`), '');
+  const msa = ['MSA', code, e(h.controlId), issue ? e(truncate(issue.text, 80)) : ''].join(sep.field).replace(trailing(sep.field), '');
   const segments = [msh, msa];
   if (issue) segments.push(errSegment(issue, sep, version));
   return segments.join('\r');
@@ -127,7 +127,7 @@ function errSegment(issue: V2Issue, sep: Separators, version: string): string {
     ? [e(loc.segment), loc.sequence ?? 1, loc.field, loc.repetition, loc.component, loc.subcomponent]
         .map((v) => (v === undefined ? '' : String(v)))
         .join(sep.component)
-        .replace(new RegExp(`${escapeRegExp(sep.component)}+$`), '')
+        .replace(trailing(sep.component), '')
     : '';
   const errorCode = [issue.code, e(codeText), 'HL70357'].join(sep.component);
   // ERR-1 (ELD) is what receivers before 2.5 read: segment^sequence^field^code&text&HL70357.
@@ -146,6 +146,15 @@ function truncate(text: string, max: number): string {
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+const trailingRuns = new Map<string, RegExp>();
+
+/** The regex for a run of separators at the end of a field (one per separator, not one per ACK). */
+function trailing(sep: string): RegExp {
+  let re = trailingRuns.get(sep);
+  if (!re) trailingRuns.set(sep, (re = new RegExp(`${escapeRegExp(sep)}+$`)));
+  return re;
 }
 
 /** The same acknowledgement again (a duplicate message): fresh MSH-7 and MSH-10, same content. */

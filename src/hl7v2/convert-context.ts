@@ -4,7 +4,7 @@
  */
 import type { Identifier, Resource } from 'fhir/r4.js';
 import { createRequire } from 'node:module';
-import type { FieldRule, MappingConfig, VocabularyEntry } from './mapping-config.js';
+import type { FieldRule, MappingConfig, Vocabulary, VocabularyEntry } from './mapping-config.js';
 import { comp, type Rep } from './parser.js';
 import { parseDtm, toFhirDate, toFhirDateTime, toFhirInstant } from './datetime.js';
 
@@ -38,9 +38,25 @@ export class Typed {
   ) {}
 }
 
-export function lookup(ctx: ConvertContext, table: string, code: string): VocabularyEntry | undefined {
+/** Vocabulary look-ups by table and code: the same few codes come in every message. */
+const lookups = new WeakMap<Vocabulary, Map<string, Readonly<VocabularyEntry> | undefined>>();
+const CACHE_LIMIT = 10_000;
+
+/** The entry for a code (shared between calls: read it, never change it). */
+export function lookup(ctx: ConvertContext, table: string, code: string): Readonly<VocabularyEntry> | undefined {
   const vocabulary = ctx.config.vocabularies.get(table);
   if (!vocabulary || code === '') return undefined;
+  let cache = lookups.get(vocabulary);
+  if (!cache) lookups.set(vocabulary, (cache = new Map()));
+  let found = cache.get(code);
+  if (found === undefined && !cache.has(code)) {
+    found = lookupIn(vocabulary, code);
+    if (cache.size < CACHE_LIMIT) cache.set(code, found);
+  }
+  return found;
+}
+
+function lookupIn(vocabulary: Vocabulary, code: string): VocabularyEntry | undefined {
   const entry = vocabulary.map[code] ?? vocabulary.map[code.toUpperCase()];
   if (entry === undefined) {
     return vocabulary.passthrough ? { code, system: vocabulary.system } : undefined;
@@ -50,7 +66,7 @@ export function lookup(ctx: ConvertContext, table: string, code: string): Vocabu
 }
 
 /** A code through the rule's vocabulary (if any), honouring the rule's 'unmapped' policy. */
-export function mapCode(ctx: ConvertContext, rule: FieldRule, code: string, component?: number): VocabularyEntry | undefined {
+export function mapCode(ctx: ConvertContext, rule: FieldRule, code: string, component?: number): Readonly<VocabularyEntry> | undefined {
   if (code === '') return undefined;
   if (!rule.vocabulary) return { code };
   const entry = lookup(ctx, rule.vocabulary, code);
@@ -81,10 +97,32 @@ export function hdOf(rep: Rep | undefined): Hd {
   return { namespace: comp(rep, 1), universalId: comp(rep, 2), universalIdType: comp(rep, 3) };
 }
 
+/** hdOf(subRep(rep, c)): the HD in component c's subcomponents (CX.4, XCN.9), read in place. */
+export function hdAt(rep: Rep | undefined, c: number): Hd {
+  const sub = rep?.[c - 1];
+  return { namespace: sub?.[0] ?? '', universalId: sub?.[1] ?? '', universalIdType: sub?.[2] ?? '' };
+}
+
 const fill = (template: string, values: Record<string, string>) => template.replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(values[k] ?? ''));
+
+/** identifierSystem results per configuration: a feed repeats the same few assigning authorities. */
+const systems = new WeakMap<MappingConfig, Map<string, string>>();
 
 /** Identifier.system for an assigning authority (mappings/identifier-systems.json). */
 export function identifierSystem(ctx: ConvertContext, hd: Hd): string {
+  let cache = systems.get(ctx.config);
+  if (!cache) systems.set(ctx.config, (cache = new Map()));
+  const key = `${ctx.sender}\u0000${hd.namespace}\u0000${hd.universalId}\u0000${hd.universalIdType}`;
+  let system = cache.get(key);
+  if (system === undefined) {
+    system = systemFor(ctx, hd);
+    // A NUL inside a value (\X00\) could make two different inputs one key: not cached.
+    if (cache.size < CACHE_LIMIT && !`${ctx.sender}${hd.namespace}${hd.universalId}${hd.universalIdType}`.includes('\u0000')) cache.set(key, system);
+  }
+  return system;
+}
+
+function systemFor(ctx: ConvertContext, hd: Hd): string {
   const tables = ctx.config.identifierSystems;
   const own = tables.facilities[ctx.sender];
   const keys = [hd.namespace, hd.universalId].filter((k) => k !== '');
@@ -123,20 +161,26 @@ export function isUcum(unit: string): boolean {
 
 /** Drop undefined, empty strings, empty arrays and empty objects (recursively). */
 export function clean<T>(value: T): T | undefined {
+  if (value === '' || value === undefined || value === null) return undefined;
+  if (typeof value !== 'object' || value instanceof Typed) return value;
+  // Loops rather than entries/map/filter: this runs for nearly every converted value.
   if (Array.isArray(value)) {
-    const items = value.map((v) => clean(v)).filter((v) => v !== undefined);
+    const items: unknown[] = [];
+    for (let i = 0; i < value.length; i++) {
+      const c = clean(value[i] as unknown);
+      if (c !== undefined) items.push(c);
+    }
     return (items.length ? items : undefined) as T | undefined;
   }
-  if (value !== null && typeof value === 'object' && !(value instanceof Typed)) {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      const c = clean(v);
-      if (c !== undefined) out[k] = c;
-    }
-    return (Object.keys(out).length ? out : undefined) as T | undefined;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  let out: Record<string, unknown> | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const c = clean(obj[k]);
+    if (c !== undefined) (out ??= {})[k] = c;
   }
-  if (value === '' || value === undefined || value === null) return undefined;
-  return value;
+  return out as T | undefined;
 }
 
 export function text(rep: Rep, c = 1): string {

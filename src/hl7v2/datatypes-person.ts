@@ -6,8 +6,8 @@
  */
 import type { Address, ContactPoint, HumanName, Identifier, Reference } from 'fhir/r4.js';
 import type { FieldRule } from './mapping-config.js';
-import { comp, subRep, type Rep } from './parser.js';
-import { clean, FieldError, hdOf, identifierSystem, lookup, temporal, text, type ConvertContext } from './convert-context.js';
+import { comp, type Rep } from './parser.js';
+import { clean, FieldError, hdAt, identifierSystem, lookup, temporal, text, type ConvertContext } from './convert-context.js';
 
 function period(rep: Rep, ctx: ConvertContext, start: number, end: number) {
   return { start: temporal('dateTime', comp(rep, start), ctx, start), end: temporal('dateTime', comp(rep, end), ctx, end) };
@@ -90,7 +90,7 @@ function personName(rep: Rep): { name?: HumanName; display: string } {
 function xcn(rep: Rep, ctx: ConvertContext, rule: FieldRule): Reference | undefined {
   const id = text(rep, 1);
   const { name, display } = personName(rep);
-  const identifier: Identifier | undefined = id ? { system: identifierSystem(ctx, hdOf(subRep(rep, 9))), value: id } : undefined;
+  const identifier: Identifier | undefined = id ? { system: identifierSystem(ctx, hdAt(rep, 9)), value: id } : undefined;
   if (!identifier && !display) return undefined;
   const type = rule.resource ?? 'Practitioner';
   if (rule.resource && identifier) {

@@ -8,23 +8,36 @@
 import type { CodeableConcept, Coding, Identifier, Quantity } from 'fhir/r4.js';
 import type { FieldRule } from './mapping-config.js';
 import { comp, subRep, type Field, type Rep } from './parser.js';
-import { clean, codingSystem, decimal, FieldError, hdOf, identifierSystem, isUcum, lookup, mapCode, temporal as when, text, Typed, type ConvertContext } from './convert-context.js';
+import { clean, codingSystem, decimal, FieldError, hdAt, identifierSystem, isUcum, lookup, mapCode, temporal as when, text, Typed, type ConvertContext } from './convert-context.js';
 import { PERSON_CONVERTERS } from './datatypes-person.js';
 
 export type Converter = (rep: Rep, ctx: ConvertContext, rule: FieldRule) => unknown;
 
 const UCUM = 'http://unitsofmeasure.org';
 
+/** CWE components per coding: [code, display, system name, version] (identifier, alternate, second alternate). */
+const CODINGS = [
+  [1, 2, 3, 7],
+  [4, 5, 6, 8],
+  [10, 11, 12, 13],
+] as const;
+
+/** A Coding with only the valued elements, in FHIR order (what clean() of the full object gives). */
+function coding(system: string | undefined, version: string, code: string, display: string): Coding {
+  const out: Coding = {};
+  if (system) out.system = system;
+  if (version) out.version = version;
+  out.code = code;
+  if (display) out.display = display;
+  return out;
+}
+
 export function codeableConcept(rep: Rep, ctx: ConvertContext, rule: FieldRule): CodeableConcept | undefined {
-  const codings: Coding[] = [];
-  for (const [c, t, s, v] of [
-    [1, 2, 3, 7],
-    [4, 5, 6, 8],
-    [10, 11, 12, 13],
-  ] as const) {
+  let codings: Coding[] = [];
+  for (const [c, t, s, v] of CODINGS) {
     const code = text(rep, c);
     if (!code) continue;
-    codings.push(clean({ system: codingSystem(ctx, text(rep, s)), version: text(rep, v), code, display: text(rep, t) })!);
+    codings.push(coding(codingSystem(ctx, text(rep, s)), text(rep, v), code, text(rep, t)));
   }
   const originalText = text(rep, 9) || (codings.length === 0 ? text(rep, 2) : '');
   if (rule.vocabulary) {
@@ -32,10 +45,14 @@ export function codeableConcept(rep: Rep, ctx: ConvertContext, rule: FieldRule):
     if (mapped && mapped.system) {
       // The mapped coding first; originals kept when they name their system.
       const keep = codings.filter((c) => c.system && !(c.system === mapped.system && c.code === mapped.code));
-      codings.splice(0, codings.length, clean({ system: mapped.system, code: mapped.code, display: mapped.display })!, ...keep);
+      codings = [clean({ system: mapped.system, code: mapped.code, display: mapped.display })!, ...keep];
     }
   }
-  return clean({ coding: codings, text: originalText });
+  if (codings.length === 0 && !originalText) return undefined;
+  const concept: CodeableConcept = {};
+  if (codings.length > 0) concept.coding = codings;
+  if (originalText) concept.text = originalText;
+  return concept;
 }
 
 function identifierType(code: string): CodeableConcept | undefined {
@@ -46,12 +63,21 @@ function identifierType(code: string): CodeableConcept | undefined {
 export function cx(rep: Rep, ctx: ConvertContext): Identifier | undefined {
   const value = text(rep, 1);
   if (!value) return undefined;
-  return clean({
-    type: identifierType(text(rep, 5)),
-    system: identifierSystem(ctx, hdOf(subRep(rep, 4))),
-    value,
-    period: { start: when('date', comp(rep, 7), ctx, 7), end: when('date', comp(rep, 8), ctx, 8) },
-  });
+  // Built as clean() would leave it: only valued elements, in this order.
+  const type = identifierType(text(rep, 5));
+  const system = identifierSystem(ctx, hdAt(rep, 4));
+  const start = when('date', comp(rep, 7), ctx, 7);
+  const end = when('date', comp(rep, 8), ctx, 8);
+  const id: Identifier = {};
+  if (type) id.type = type;
+  if (system) id.system = system;
+  id.value = value;
+  if (start || end) {
+    id.period = {};
+    if (start) id.period.start = start;
+    if (end) id.period.end = end;
+  }
+  return id;
 }
 
 /** EI → Identifier (value, system from namespace id / universal id). */

@@ -25,8 +25,16 @@ const DTM_RE = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?
 export function parseDtm(text: string): V2DateTime | undefined {
   const m = DTM_RE.exec(text.trim());
   if (!m) return undefined;
-  const n = (i: number) => (m[i] === undefined ? undefined : Number(m[i]));
-  const v: V2DateTime = { year: n(1)!, month: n(2), day: n(3), hour: n(4), minute: n(5), second: n(6), fraction: m[7] };
+  // Inline rather than a helper closure: this runs for every date in every message.
+  const v: V2DateTime = {
+    year: Number(m[1]),
+    month: m[2] === undefined ? undefined : Number(m[2]),
+    day: m[3] === undefined ? undefined : Number(m[3]),
+    hour: m[4] === undefined ? undefined : Number(m[4]),
+    minute: m[5] === undefined ? undefined : Number(m[5]),
+    second: m[6] === undefined ? undefined : Number(m[6]),
+    fraction: m[7],
+  };
   if (v.fraction !== undefined && v.second === undefined) return undefined;
   if (v.month !== undefined && (v.month < 1 || v.month > 12)) return undefined;
   if (v.day !== undefined && (v.day < 1 || v.day > daysInMonth(v.year, v.month!))) return undefined;

@@ -55,7 +55,12 @@ function describe(issue: V2Issue): string {
 
 /** The charset of a message (MSH-18): ISO 8859-1 when it says so, UTF-8 otherwise (ASCII is both). */
 function charsetOf(payload: Buffer): BufferEncoding {
-  const firstLine = payload.subarray(0, Math.min(payload.length, 2048)).toString('latin1').split(/[\r\n]/, 1)[0] ?? '';
+  // The first line (up to CR or LF, within 2 KB) decoded alone: latin1 maps each byte to one character.
+  const head = payload.subarray(0, Math.min(payload.length, 2048));
+  const cr = head.indexOf(0x0d);
+  const lf = head.indexOf(0x0a);
+  const end = cr < 0 ? (lf < 0 ? head.length : lf) : lf < 0 ? cr : Math.min(cr, lf);
+  const firstLine = head.toString('latin1', 0, end);
   return /\|8859\/1(\||$|\^)/.test(firstLine) ? 'latin1' : 'utf8';
 }
 

@@ -6,15 +6,15 @@
  * conditional write on an identifier, a stable id derived from key values, or a new resource.
  * Pure: nothing is read or written here; src/hl7v2/apply.ts writes the plan.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import type { Identifier, Resource } from 'fhir/r4.js';
-import { copyWithReferences } from '../fhir/references.js';
-import { V2DataError } from './ack.js';
+import { V2DataError, type ErrorLocation } from './ack.js';
+import { CompiledMappings, type CompiledFieldRule, type CompiledIdentity, type CompiledResourceRule, type CompiledSegmentMap, type CompiledStructure } from './compiled-mappings.js';
 import { FieldError, type ConvertContext } from './convert-context.js';
-import { CONVERTERS, cx, ei, FIELD_CONVERTERS } from './datatypes.js';
-import type { FieldRule, Identity, MappingConfig, MessageStructure, ResourceRule, SegmentMap } from './mapping-config.js';
-import { evaluate, firstText, hasPath, isObject, parseFieldPath, repsAt, setPath, substitute, type Scope } from './paths.js';
-import { comp, type Header, type Message, type Segment } from './parser.js';
+import { cx, ei } from './datatypes.js';
+import type { MappingConfig, MessageStructure } from './mapping-config.js';
+import { firstRepAt, firstTextAt, hasAt, isObject, repsAt, setAt, type FieldPath, type Scope } from './paths.js';
+import { comp, type Field, type Header, type Message, type Rep, type Segment } from './parser.js';
 
 export type WriteIdentity =
   | { kind: 'conditional'; query: string; mode: 'update' | 'reference'; preserve?: string[] }
@@ -49,15 +49,10 @@ export const identifierQuery = (ids: Identifier[]) =>
   `identifier=${encodeURIComponent(ids.map((i) => `${tokenEscape(i.system ?? '')}|${tokenEscape(i.value ?? '')}`).join(','))}`;
 
 export class Mapper {
+  private readonly compiled: CompiledMappings;
+
   constructor(readonly config: MappingConfig) {
-    for (const map of config.segmentMaps.values()) {
-      for (const rule of map.rules) {
-        if (rule.field !== undefined) parseFieldPath(rule.field);
-        if (rule.field !== undefined && !CONVERTERS[rule.type ?? 'string'] && !FIELD_CONVERTERS[rule.type ?? '']) {
-          throw new Error(`HL7 v2 mappings: segment map ${map.id} uses unknown data type ${rule.type}`);
-        }
-      }
-    }
+    this.compiled = new CompiledMappings(config);
   }
 
   /** The structure for a message type ('ADT^A01'), if supported. */
@@ -66,8 +61,20 @@ export class Mapper {
   }
 
   map(msg: Message, header: Header, structure: MessageStructure): Plan {
-    return new MessageMapping(this.config, msg, header, structure).run();
+    return new MessageMapping(this.config, msg, header, this.compiled.structure(structure)).run();
   }
+}
+
+/** ERR-2 location of a field rule's value (repetition only when it says something). */
+function fieldLocation(path: FieldPath, seg: Segment | undefined, repetition: number, component?: number): ErrorLocation {
+  return {
+    segment: path.segment,
+    sequence: seg?.occurrence ?? 1,
+    field: path.field,
+    repetition: component !== undefined || repetition > 1 ? repetition : undefined,
+    component: path.component ?? component,
+    subcomponent: path.subcomponent,
+  };
 }
 
 class MessageMapping {
@@ -80,10 +87,10 @@ class MessageMapping {
   private current = { segment: 'MSH', sequence: 1 };
 
   constructor(
-    private readonly config: MappingConfig,
+    config: MappingConfig,
     private readonly msg: Message,
     header: Header,
-    private readonly structure: MessageStructure,
+    private readonly structure: CompiledStructure,
   ) {
     const sender = header.sendingFacility || header.sendingApp;
     const timezone = config.facilities[sender]?.timezone ?? config.facilities['*']?.timezone ?? 'local';
@@ -91,143 +98,156 @@ class MessageMapping {
   }
 
   run(): Plan {
-    for (const name of this.structure.required ?? []) {
-      if (!this.msg.segments.some((s) => s.name === name)) {
+    const segments = this.msg.segments;
+    for (const name of this.structure.required) {
+      if (!segments.some((s) => s.name === name)) {
         throw new V2DataError({ code: '100', text: `Required segment ${name} is missing`, location: { segment: name, sequence: 1 } });
       }
     }
-    const recent = new Map<string, { seg: Segment; index: number }>();
+    // The latest segment of each name; rules read it as their scope (never modify it).
+    const scope: Scope = new Map();
+    const indexOf = new Map<string, number>();
     const lastTrigger = new Map<string, number>();
-    this.msg.segments.forEach((seg, index) => {
-      recent.set(seg.name, { seg, index });
-      for (const rule of this.structure.resources) {
-        if (rule.segment !== seg.name) continue;
-        const scope: Scope = new Map([...recent].map(([name, r]) => [name, r.seg]));
-        for (const c of rule.context ?? []) {
-          const r = recent.get(c);
-          if (r && r.index < (lastTrigger.get(seg.name) ?? -1)) scope.delete(c);
+    for (let index = 0; index < segments.length; index++) {
+      const seg = segments[index]!;
+      scope.set(seg.name, seg);
+      indexOf.set(seg.name, index);
+      const rules = this.structure.bySegment.get(seg.name);
+      if (rules) {
+        for (const rule of rules) {
+          // Context segments from before the previous trigger belong to an earlier group.
+          let ruleScope = scope;
+          const previous = lastTrigger.get(seg.name) ?? -1;
+          for (const c of rule.context) {
+            const at = indexOf.get(c);
+            if (at !== undefined && at < previous) {
+              if (ruleScope === scope) ruleScope = new Map(scope);
+              ruleScope.delete(c);
+            }
+          }
+          if (rule.when && !rule.when(ruleScope)) continue;
+          this.current = { segment: seg.name, sequence: seg.occurrence };
+          this.produce(rule, ruleScope, seg);
         }
-        if (rule.when && !evaluate(rule.when, scope)) continue;
-        this.current = { segment: seg.name, sequence: seg.occurrence };
-        this.produce(rule, scope, seg);
       }
       const merge = this.structure.merge;
-      if (merge && seg.name === merge.segment) this.planMerge(seg, new Map([...recent].map(([n, r]) => [n, r.seg])));
+      if (merge && seg.name === merge.rule.segment) this.planMerge(seg, scope);
       lastTrigger.set(seg.name, index);
-    });
+    }
     return { entries: this.entries, merges: this.merges };
   }
 
-  private produce(rule: ResourceRule, scope: Scope, trigger: Segment): void {
+  private produce(rule: CompiledResourceRule, scope: Scope, trigger: Segment): void {
     if (rule.into) return this.produceElement(rule, rule.into, scope);
-    const maps = rule.maps.map((id) => this.config.segmentMaps.get(id)!);
-    const resourceType = maps[0]!.resourceType;
+    const resourceType = rule.maps[0]!.resourceType;
     const resource = { resourceType } as Record<string, unknown>;
-    for (const map of maps) {
-      const seg = scope.get(map.segment);
-      if (seg) this.applyMap(resource, map, scope);
+    for (const map of rule.maps) {
+      if (scope.get(map.segment)) this.applyMap(resource, map, scope);
     }
-    for (const [path, name] of Object.entries(rule.links ?? {})) {
-      const target = this.latest.get(name);
-      if (target) setPath(resource, path, { reference: target.fullUrl });
+    for (const link of rule.links) {
+      const target = this.latest.get(link.name);
+      if (target) setAt(resource, link.target, { reference: target.fullUrl }, link.path);
     }
     const entry: PlanEntry = {
-      name: rule.name ?? resourceType,
+      name: rule.rule.name ?? resourceType,
       fullUrl: `urn:uuid:${randomUUID()}`,
       resource: resource as unknown as Resource,
       identity: { kind: 'create' },
       key: '',
       origin: { segment: trigger.name, sequence: trigger.occurrence },
     };
-    entry.identity = this.identity(rule.identity ?? [], resourceType, scope);
-    if (entry.identity.kind === 'conditional' && rule.preserve) entry.identity.preserve = rule.preserve;
+    entry.identity = this.identity(rule.identity, resourceType, scope);
+    if (entry.identity.kind === 'conditional' && rule.rule.preserve) entry.identity.preserve = rule.rule.preserve;
     entry.key = entry.identity.kind === 'conditional' ? `${resourceType}?${entry.identity.query}` : entry.identity.kind === 'id' ? `${resourceType}/${entry.identity.id}` : entry.fullUrl;
     this.entries.push(entry);
-    for (const [name, path] of Object.entries(rule.backlinks ?? {})) {
-      const target = this.latest.get(name);
-      if (target) setPath(target.resource as unknown as Record<string, unknown>, path, { reference: entry.fullUrl });
+    for (const link of rule.backlinks) {
+      const target = this.latest.get(link.name);
+      if (target) setAt(target.resource as unknown as Record<string, unknown>, link.target, { reference: entry.fullUrl }, link.path);
     }
     this.latest.set(entry.name, entry);
   }
 
   /** A rule with 'into': an element of an earlier resource (Appointment.participant from AIP…). */
-  private produceElement(rule: ResourceRule, into: { name: string; path?: string }, scope: Scope): void {
+  private produceElement(rule: CompiledResourceRule, into: NonNullable<CompiledResourceRule['into']>, scope: Scope): void {
     const target = this.latest.get(into.name);
     if (!target) return;
     const element: Record<string, unknown> = {};
-    for (const id of rule.maps) {
-      const map = this.config.segmentMaps.get(id)!;
+    for (const map of rule.maps) {
       if (scope.get(map.segment)) this.applyMap(element, map, scope);
     }
-    for (const [path, name] of Object.entries(rule.links ?? {})) {
-      const linked = this.latest.get(name);
-      if (linked) setPath(element, path, { reference: linked.fullUrl });
+    for (const link of rule.links) {
+      const linked = this.latest.get(link.name);
+      if (linked) setAt(element, link.target, { reference: linked.fullUrl }, link.path);
     }
     if (Object.keys(element).length === 0) return;
     const resource = target.resource as unknown as Record<string, unknown>;
-    if (into.path) return setPath(resource, into.path, element);
+    if (into.target) return setAt(resource, into.target, element, into.path!);
     for (const [key, value] of Object.entries(element)) {
       const existing = resource[key];
       resource[key] = Array.isArray(existing) && Array.isArray(value) ? [...existing, ...value] : value;
     }
   }
 
-  private applyMap(resource: Record<string, unknown>, map: SegmentMap, scope: Scope): void {
-    for (const rule of map.rules) {
-      if (rule.when && !evaluate(rule.when, scope)) continue;
-      if (rule.field === undefined) {
-        this.put(resource, rule, copyWithReferences(rule.value));
+  private applyMap(resource: Record<string, unknown>, map: CompiledSegmentMap, scope: Scope): void {
+    for (const compiled of map.rules) {
+      if (compiled.when && !compiled.when(scope)) continue;
+      const path = compiled.path;
+      if (path === undefined) {
+        this.put(resource, compiled, compiled.constant!());
         continue;
       }
-      const path = parseFieldPath(rule.field);
       const seg = scope.get(path.segment);
-      const reps = repsAt(seg, path);
       let produced = 0;
-      const location = (repetition: number, component?: number) => ({
-        segment: path.segment,
-        sequence: seg?.occurrence ?? 1,
-        field: path.field,
-        repetition: component !== undefined || repetition > 1 ? repetition : undefined,
-        component: path.component ?? component,
-        subcomponent: path.subcomponent,
-      });
-      const type = rule.type ?? 'string';
-      const fieldConverter = FIELD_CONVERTERS[type];
-      const candidates = fieldConverter ? [reps] : rule.all ? reps.map((r) => [r]) : reps.slice(0, 1).map((r) => [r]);
-      candidates.forEach((group, i) => {
-        let value: unknown;
-        try {
-          value = fieldConverter ? fieldConverter(group, this.ctx, rule) : CONVERTERS[type]!(group[0]!, this.ctx, rule);
-        } catch (error) {
-          if (!(error instanceof FieldError)) throw error;
-          throw new V2DataError({ code: error.code, text: `${rule.field}: ${error.message}`, location: location(i + 1, error.component) });
+      if (compiled.convertField) {
+        // Converters of whole fields (text) see every repetition at once.
+        const value = this.convert(compiled, seg, 0, repsAt(seg, path));
+        if (value !== undefined && this.put(resource, compiled, value)) produced++;
+      } else if (compiled.rule.all) {
+        const reps = repsAt(seg, path);
+        for (let i = 0; i < reps.length; i++) {
+          const value = this.convert(compiled, seg, i, reps[i]!);
+          if (value !== undefined && this.put(resource, compiled, value)) produced++;
         }
-        if (value === undefined) return;
-        if (this.put(resource, rule, value)) produced++;
-      });
-      if (produced === 0 && rule.required) {
-        throw new V2DataError({ code: '101', text: `${rule.field} is required`, location: location(1) });
+      } else {
+        const rep = firstRepAt(seg, path);
+        if (rep !== undefined) {
+          const value = this.convert(compiled, seg, 0, rep);
+          if (value !== undefined && this.put(resource, compiled, value)) produced++;
+        }
+      }
+      if (produced === 0 && compiled.rule.required) {
+        throw new V2DataError({ code: '101', text: `${compiled.rule.field} is required`, location: fieldLocation(path, seg, 1) });
       }
     }
   }
 
+  /** Convert repetition i (or, for a field converter, the whole field); a FieldError becomes an AE naming the field. */
+  private convert(compiled: CompiledFieldRule, seg: Segment | undefined, i: number, input: Rep | Field): unknown {
+    try {
+      return compiled.convertField ? compiled.convertField(input as Field, this.ctx, compiled.rule) : compiled.convert!(input as Rep, this.ctx, compiled.rule);
+    } catch (error) {
+      if (!(error instanceof FieldError)) throw error;
+      throw new V2DataError({ code: error.code, text: `${compiled.rule.field}: ${error.message}`, location: fieldLocation(compiled.path!, seg, i + 1, error.component) });
+    }
+  }
+
   /** Place a converted value at the rule's target; false when the rule decided against it. */
-  private put(resource: Record<string, unknown>, rule: FieldRule, value: unknown): boolean {
+  private put(resource: Record<string, unknown>, compiled: CompiledFieldRule, value: unknown): boolean {
+    const rule = compiled.rule;
+    if (rule.ifPresent && !hasAt(resource, compiled.target)) return false;
+    if (rule.ifAbsent && hasAt(resource, compiled.target)) return false;
     let v = value;
     if (rule.defaults && isObject(v)) v = { ...rule.defaults, ...v };
-    if (rule.wrap !== undefined) v = substitute(rule.wrap, v);
-    if (rule.ifPresent && !hasPath(resource, rule.target)) return false;
-    if (rule.ifAbsent && hasPath(resource, rule.target)) return false;
-    setPath(resource, rule.target, v);
+    if (compiled.wrap) v = compiled.wrap(v);
+    setAt(resource, compiled.target, v, rule.target);
     return true;
   }
 
-  private identity(strategies: Identity[], resourceType: string, scope: Scope): WriteIdentity {
+  private identity(strategies: CompiledIdentity[], resourceType: string, scope: Scope): WriteIdentity {
     for (const s of strategies) {
-      if ('match' in s) {
+      if (s.kind === 'match') {
         const found: Array<{ id: Identifier; type: string }> = [];
-        for (const from of s.from) {
-          const p = parseFieldPath(from);
+        for (const p of s.from) {
           for (const rep of repsAt(scope.get(p.segment), p)) {
             const id = s.datatype === 'CX' ? cx(rep, this.ctx) : ei(rep, this.ctx);
             if (id?.system && id.value) found.push({ id, type: s.datatype === 'CX' ? comp(rep, 5) : '' });
@@ -236,15 +256,17 @@ class MessageMapping {
         if (found.length === 0) continue;
         let chosen = found;
         if (s.combine !== 'or') {
-          const preferred = (s.types ?? []).map((t) => found.find((f) => f.type === t)).find((f) => f !== undefined);
+          const preferred = s.types.map((t) => found.find((f) => f.type === t)).find((f) => f !== undefined);
           chosen = [preferred ?? found[0]!];
         }
         const distinct = [...new Map(chosen.map((c) => [`${c.id.system}|${c.id.value}`, c.id])).values()];
         return { kind: 'conditional', query: identifierQuery(distinct), mode: s.mode };
       }
-      const parts = s.key.map((k) => (k.startsWith('@') ? (this.latest.get(k.slice(1))?.key ?? '') : firstText(scope, k)));
-      let id = createHash('sha256').update([resourceType, ...parts].join('\u0000')).digest('hex').slice(0, 40);
-      for (let n = 2; this.ids.has(id); n++) id = createHash('sha256').update(`${id}#${n}`).digest('hex').slice(0, 40);
+      let text = resourceType;
+      for (const part of s.parts) text += `\u0000${'resource' in part ? (this.latest.get(part.resource)?.key ?? '') : firstTextAt(scope.get(part.path.segment), part.path)}`;
+      // One-shot hash: no Hash object per stable id.
+      let id = hash('sha256', text, 'hex').slice(0, 40);
+      for (let n = 2; this.ids.has(id); n++) id = hash('sha256', `${id}#${n}`, 'hex').slice(0, 40);
       this.ids.add(id);
       return { kind: 'id', id };
     }
@@ -270,9 +292,8 @@ class MessageMapping {
   }
 
   private planMerge(seg: Segment, scope: Scope): void {
-    const merge = this.structure.merge!;
-    const p = parseFieldPath(merge.field);
-    const prior = repsAt(scope.get(p.segment), p)[0];
+    const { rule: merge, path: p } = this.structure.merge!;
+    const prior = firstRepAt(scope.get(p.segment), p);
     const location = { segment: seg.name, sequence: seg.occurrence, field: p.field };
     const id = prior ? cx(prior, this.ctx) : undefined;
     if (!id?.value) throw new V2DataError({ code: '101', text: `${merge.field} (prior patient identifier) is required`, location });

@@ -69,26 +69,38 @@ export function readSeparators(text: string): Separators {
 
 /** Parse a whole message. Throws ParseError when the message cannot be read. */
 export function parseMessage(raw: string): Message {
-  const text = raw.replace(/^\uFEFF/, '').replace(/^[\s]+/, '');
+  // Most messages start right at 'MSH': no BOM or leading white space to strip.
+  const text = raw.charCodeAt(0) === 0x4d ? raw : raw.replace(/^\uFEFF/, '').replace(/^[\s]+/, '');
   const separators = readSeparators(text);
-  const lines = text.split(/\r\n|\r|\n/);
+  const lines = text.includes('\n') ? text.split(/\r\n|\r|\n/) : text.split('\r');
+  const scan = singleUnit(separators);
   const segments: Segment[] = [];
   const counts = new Map<string, number>();
+  let mshCount = 0;
   for (const line of lines) {
-    if (line.trim() === '') continue;
+    const first = line.charCodeAt(0);
+    // A line starting with a capital letter is not blank; anything else may be.
+    if (!(first >= 0x41 && first <= 0x5a) && line.trim() === '') continue;
     const name = line.slice(0, 3);
     if (!SEGMENT_NAME.test(name) || (line.length > 3 && line[3] !== separators.field)) {
       throw new ParseError(`Segment ${segments.length + 1} has an invalid segment id '${line.slice(0, 10)}'`, [name, segments.length + 1], '100');
     }
     const occurrence = (counts.get(name) ?? 0) + 1;
     counts.set(name, occurrence);
-    segments.push(parseSegment(line, name, occurrence, separators));
+    if (name === 'MSH') mshCount++;
+    segments.push(scan ? scanSegment(line, name, occurrence, separators) : parseSegment(line, name, occurrence, separators));
   }
   if (segments[0]?.name !== 'MSH') throw new ParseError('The first segment must be MSH', ['MSH', 1], '100');
-  if (segments.filter((s) => s.name === 'MSH').length > 1) throw new ParseError('Batches and several MSH segments in one frame are not supported', ['MSH', 2], '100');
+  if (mshCount > 1) throw new ParseError('Batches and several MSH segments in one frame are not supported', ['MSH', 2], '100');
   return { separators, segments };
 }
 
+/** Whether every separator is one UTF-16 unit (always, but for astral characters): scanSegment's condition. */
+function singleUnit(sep: Separators): boolean {
+  return sep.field.length === 1 && sep.component.length === 1 && sep.repetition.length === 1 && sep.subcomponent.length === 1 && sep.escape.length === 1;
+}
+
+/** The general form: split on each separator in turn (any separator length). */
 function parseSegment(line: string, name: string, occurrence: number, sep: Separators): Segment {
   const raw = line.split(sep.field);
   const fields: Field[] = [[]];
@@ -105,6 +117,74 @@ function parseSegment(line: string, name: string, occurrence: number, sep: Separ
 function splitField(value: string, sep: Separators): Field {
   if (value === '') return [];
   return value.split(sep.repetition).map((rep) => rep.split(sep.component).map((comp) => comp.split(sep.subcomponent).map((s) => unescape(s, sep))));
+}
+
+/** One subcomponent's text, decoded only when it holds the escape character. */
+function leafText(line: string, start: number, end: number, escaped: boolean, sep: Separators): string {
+  const value = line.slice(start, end);
+  return escaped ? unescape(value, sep) : value === '""' ? '' : value;
+}
+
+/**
+ * parseSegment in one pass over the line: the same fields, repetitions, components and
+ * subcomponents, without the intermediate arrays of split strings (the parser's main cost).
+ */
+function scanSegment(line: string, name: string, occurrence: number, sep: Separators): Segment {
+  const fields: Field[] = [[]];
+  let start = 4;
+  if (name === 'MSH') {
+    const end = line.indexOf(sep.field, 4);
+    fields.push([[[sep.field]]], [[[end < 0 ? line.slice(4) : line.slice(4, end)]]]);
+    if (end < 0) return { name, fields, occurrence };
+    start = end + 1;
+  } else if (line.length <= 3) {
+    return { name, fields, occurrence };
+  }
+  const F = sep.field.charCodeAt(0);
+  const R = sep.repetition.charCodeAt(0);
+  const C = sep.component.charCodeAt(0);
+  const S = sep.subcomponent.charCodeAt(0);
+  const E = sep.escape.charCodeAt(0);
+  let field: Field = [];
+  let rep: Rep = [];
+  let comp: string[] = [];
+  let leafStart = start;
+  let escaped = false;
+  for (let i = start; i <= line.length; i++) {
+    // The end of the line closes the last field as a field separator would.
+    const c = i === line.length ? F : line.charCodeAt(i);
+    if (c === F) {
+      if (i === leafStart && field.length === 0 && rep.length === 0 && comp.length === 0) {
+        fields.push([]); // an empty field has no repetitions
+      } else {
+        comp.push(leafText(line, leafStart, i, escaped, sep));
+        rep.push(comp);
+        field.push(rep);
+        fields.push(field);
+        field = [];
+        rep = [];
+        comp = [];
+      }
+    } else if (c === R) {
+      comp.push(leafText(line, leafStart, i, escaped, sep));
+      rep.push(comp);
+      field.push(rep);
+      rep = [];
+      comp = [];
+    } else if (c === C) {
+      comp.push(leafText(line, leafStart, i, escaped, sep));
+      rep.push(comp);
+      comp = [];
+    } else if (c === S) {
+      comp.push(leafText(line, leafStart, i, escaped, sep));
+    } else {
+      if (c === E) escaped = true;
+      continue;
+    }
+    leafStart = i + 1;
+    escaped = false;
+  }
+  return { name, fields, occurrence };
 }
 
 /** Decode the escape sequences of one leaf value. A lone `""` (explicit null) reads as empty. */
@@ -160,6 +240,8 @@ function decodeEscape(code: string, sep: Separators): string | undefined {
 
 /** Escape text for writing into a field (ACK texts, outbound messages). */
 export function escapeText(text: string, sep: Separators): string {
+  // Most texts (names, ids, codes) hold nothing to escape.
+  if (!needsEscape(text, sep)) return text;
   let out = '';
   for (const c of text) {
     if (c === sep.escape) out += `${sep.escape}E${sep.escape}`;
@@ -171,6 +253,18 @@ export function escapeText(text: string, sep: Separators): string {
     else out += c;
   }
   return out;
+}
+
+function needsEscape(text: string, sep: Separators): boolean {
+  return (
+    text.includes(sep.escape) ||
+    text.includes(sep.field) ||
+    text.includes(sep.component) ||
+    text.includes(sep.subcomponent) ||
+    text.includes(sep.repetition) ||
+    text.includes('\r') ||
+    text.includes('\n')
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
