@@ -63,40 +63,104 @@ export function setQuantityCanonicalizer(fn: QuantityCanonicalizer | undefined):
   canonicalizer = fn;
 }
 
+/** Rows of one parameter scanned linearly for duplicates; past this many, a key set is built. */
+const SCAN_LIMIT = 16;
+
+/**
+ * The rows of one resource, de-duplicated. A duplicate has the same table and parameter, so it can
+ * only come from the parameter being extracted: `segment()` marks where that parameter's rows
+ * start, and a new row is compared with the rows after the mark (a few, usually), without building
+ * a key per row. Values compare as their strings, as the key of a large segment does.
+ */
 class RowSink {
   readonly rows: IndexRow[] = [];
-  private readonly seen = new Set<string>();
+  private from = 0;
+  private keys: Set<string> | undefined;
+
+  /** Rows added from now on cannot duplicate the earlier ones. */
+  segment(): void {
+    this.from = this.rows.length;
+    this.keys = undefined;
+  }
 
   add(table: IndexTable, param: string, values: (string | number | null)[]): void {
-    let key = table + '\u0000' + param;
-    for (const v of values) key += '\u0000' + (v === null ? '\u0001' : v);
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
-    this.rows.push({ table, param, values });
+    const rows = this.rows;
+    if (this.keys === undefined) {
+      for (let i = this.from; i < rows.length; i++) {
+        const r = rows[i]!;
+        if (r.param === param && r.table === table && sameValues(r.values, values)) return;
+      }
+      if (rows.length - this.from < SCAN_LIMIT) {
+        rows.push({ table, param, values });
+        return;
+      }
+      this.keys = new Set();
+      for (let i = this.from; i < rows.length; i++) this.keys.add(rowKey(rows[i]!.table, rows[i]!.param, rows[i]!.values));
+    }
+    const key = rowKey(table, param, values);
+    if (this.keys.has(key)) return;
+    this.keys.add(key);
+    rows.push({ table, param, values });
   }
 }
 
-/** Indexed parameters per registry map (a new map after addCustomSearchParameter, so this never goes stale). */
-const indexedCache = new WeakMap<ReadonlyMap<string, SearchParamDef>, SearchParamDef[]>();
+function rowKey(table: string, param: string, values: readonly unknown[]): string {
+  let key = table + '\u0000' + param;
+  for (const v of values) key += '\u0000' + (v === null ? '\u0001' : v);
+  return key;
+}
 
-function indexedParams(resourceType: string, registry?: SearchRegistry): SearchParamDef[] {
+function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === y) continue;
+    // A number and its string (or NaN and NaN) are the same key.
+    if ((typeof x === 'number' || typeof y === 'number') && x !== null && y !== null && String(x) === String(y)) continue;
+    return false;
+  }
+  return true;
+}
+
+interface IndexedParams {
+  defs: SearchParamDef[];
+  /** False when some code has a ':' (a `<code>:identifier` row could then meet another parameter's rows). */
+  segmented: boolean;
+}
+
+/** Indexed parameters per registry map (a new map after addCustomSearchParameter, so this never goes stale). */
+const indexedCache = new WeakMap<ReadonlyMap<string, SearchParamDef>, IndexedParams>();
+
+function indexedParams(resourceType: string, registry?: SearchRegistry): IndexedParams {
   const all = registry ? registry.paramsFor(resourceType) : searchParamsFor(resourceType);
   let list = indexedCache.get(all);
   if (!list) {
-    list = [...all.values()].filter((d) => !COLUMN_PARAMS.has(d.code) && TABLE_FOR_TYPE[d.type] !== undefined && d.expression);
+    const defs = [...all.values()].filter((d) => !COLUMN_PARAMS.has(d.code) && TABLE_FOR_TYPE[d.type] !== undefined && d.expression);
+    list = { defs, segmented: ![...all.keys()].some((code) => code.includes(':')) };
     indexedCache.set(all, list);
   }
   return list;
 }
 
+/** The values of the parameter being extracted, reused for every parameter (emptied after each). */
+const scratch: TypedValue[] = [];
+
 /** The index rows of `resource` for all search parameters of its type. */
 /** `registry`: the tenant's parameters (registry.ts); the R4 core ones when omitted. */
 export function extractIndexRows(resource: Resource, registry?: SearchRegistry): IndexRow[] {
   const sink = new RowSink();
-  for (const def of indexedParams(resource.resourceType, registry)) {
-    const values = def.evaluateTyped(resource);
-    for (let i = 0; i < values.length; i++) addValue(sink, def, values[i]!);
+  const { defs, segmented } = indexedParams(resource.resourceType, registry);
+  for (let d = 0; d < defs.length; d++) {
+    const def = defs[d]!;
+    if (segmented) sink.segment();
+    scratch.length = 0;
+    if (def.evaluateTypedInto) def.evaluateTypedInto(resource, scratch);
+    else for (const v of def.evaluateTyped(resource)) scratch.push(v);
+    for (let i = 0; i < scratch.length; i++) addValue(sink, def, scratch[i]!);
   }
+  scratch.length = 0;
+  if (segmented) sink.segment();
   for (const row of compositeIndexRows(resource, registry)) sink.add(row.table, row.param, row.values);
   return sink.rows;
 }
