@@ -163,7 +163,7 @@ class ParamDef implements SearchParamDef {
       if (branch.refType !== undefined) {
         let kept = from;
         for (let j = from; j < out.length; j++) if (referenceTargetType(out[j]!.value) === branch.refType) out[kept++] = out[j]!;
-        out.length = kept;
+        if (kept !== out.length) out.length = kept;
       }
     }
   }
