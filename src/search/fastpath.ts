@@ -327,3 +327,43 @@ function childValues(v: unknown, next: Visit, out: TypedValue[]): void {
     next(v, out);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Expressions left to fhirpath.js that read a few elements only
+
+/** Functions that read nothing but their input collection. */
+const PURE_FUNCTIONS = new Set(['exists', 'empty', 'not']);
+const KEYWORDS = new Set(['and', 'or', 'true', 'false']);
+
+/**
+ * The JSON properties of a `base` resource that `expr` can read, when it only navigates from
+ * `base` (`Patient.deceased.exists() and Patient.deceased != false`): where none of them is
+ * present, the expression gives what it gives on a bare `{ resourceType }`. Undefined when that
+ * cannot be told from the text (variables, indexers, functions with arguments or bare names).
+ */
+export function rootPropertiesRead(expr: string, base: string): string[] | undefined {
+  if (/[%$[`]/.test(expr)) return undefined;
+  const text = expr.replace(/'(?:[^'\\]|\\.)*'/g, "''"); // string literals hold no names
+  const props = new Set<string>();
+  const ident = /[A-Za-z_][A-Za-z0-9_]*/g;
+  for (let m = ident.exec(text); m; m = ident.exec(text)) {
+    const name = m[0];
+    const before = text.slice(0, m.index).trimEnd();
+    const after = text.slice(m.index + name.length).trimStart();
+    if (before.endsWith('.')) {
+      // a step below something else, or a function on it
+      if (after.startsWith('(')) {
+        if (!PURE_FUNCTIONS.has(name) || !/^\(\s*\)/.test(after)) return undefined;
+      } else if (new RegExp(`(?:^|[^.\\w])${base}\\s*\\.$`).test(before)) {
+        const slots = childSlots(base, name);
+        if (!slots) return undefined;
+        for (const s of slots) props.add(s.prop).add('_' + s.prop);
+      }
+    } else if (name === base) {
+      if (!after.startsWith('.')) return undefined;
+    } else if (!KEYWORDS.has(name)) {
+      return undefined;
+    }
+  }
+  return props.size > 0 ? [...props] : undefined;
+}

@@ -20,7 +20,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import type { Bundle, Resource, SearchParameter } from 'fhir/r4.js';
-import { compileSimplePath, normalizeTypeName, type TypedValue } from './fastpath.js';
+import { compileSimplePath, normalizeTypeName, rootPropertiesRead, type TypedValue } from './fastpath.js';
 
 export type { TypedValue } from './fastpath.js';
 
@@ -120,10 +120,22 @@ class ParamDef implements SearchParamDef {
       const fast = fastPathEnabled ? compileSimplePath(b.expression, this.base) : undefined;
       if (fast) return { refType: b.refType, strategy: 'fast' as const, run: fast as (r: Resource) => TypedValue[], into: fast.into };
       let fn: ((r: Resource) => unknown[]) | undefined;
-      const run = (resource: Resource): TypedValue[] => {
+      const evaluate = (resource: Resource): TypedValue[] => {
         fn ??= fhirpath.compile(b.expression, r4, { resolveInternalTypes: false }) as (r: Resource) => unknown[];
         return fromFhirpath(fn(resource));
       };
+      // Patient.deceased...: fhirpath.js costs as much as all other parameters together, and most
+      // resources have none of the elements such an expression reads.
+      const reads = rootPropertiesRead(b.expression, this.base);
+      let whenAbsent: TypedValue[] | undefined;
+      const run = !reads
+        ? evaluate
+        : (resource: Resource): TypedValue[] => {
+            const r = resource as unknown as Record<string, unknown>;
+            for (const p of reads) if (r[p] !== undefined) return evaluate(resource);
+            whenAbsent ??= evaluate({ resourceType: this.base } as Resource);
+            return whenAbsent.map((v) => ({ value: v.value, type: v.type }));
+          };
       const into = (resource: Resource, out: TypedValue[]): void => {
         for (const v of run(resource)) out.push(v);
       };
