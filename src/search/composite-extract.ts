@@ -178,32 +178,54 @@ function slotsOfValues(spec: ComponentSpec, values: TypedValue[]): Slots[] {
 
 /**
  * Values already computed for this resource, by evaluator and input element: the elements a
- * branch selects, and component values with their slots per type (the code of an Observation is
- * a component of four composites, Observation.component the base of four).
+ * branch selects, and component values with their slots (the code of an Observation is a
+ * component of four composites, Observation.component the base of four). Per evaluator, a short
+ * list searched by identity: one entry per element, and a resource has few elements per path.
  */
-type Memo = Map<Evaluator, Map<unknown, { values: TypedValue[]; slots?: Map<string, Slots[]> }>>;
+interface Evaluated {
+  key: unknown;
+  values: TypedValue[];
+  /** The slots of the values as components of type slotType (nearly always the only type asked for). */
+  slotType?: string;
+  slots?: Slots[];
+  otherSlots?: Map<string, Slots[]>;
+}
+type Memo = Map<Evaluator, Evaluated[]>;
 
-function memoized(memo: Memo, evaluate: Evaluator, key: unknown): { values: TypedValue[]; slots?: Map<string, Slots[]> } | undefined {
-  return memo.get(evaluate)?.get(key);
+function memoized(memo: Memo, evaluate: Evaluator, key: unknown): Evaluated | undefined {
+  const list = memo.get(evaluate);
+  if (list) for (let i = 0; i < list.length; i++) if (list[i]!.key === key) return list[i]!;
+  return undefined;
 }
 
-function remember(memo: Memo, evaluate: Evaluator, key: unknown, values: TypedValue[]): { values: TypedValue[]; slots?: Map<string, Slots[]> } {
-  let byKey = memo.get(evaluate);
-  if (!byKey) memo.set(evaluate, (byKey = new Map()));
-  const entry = { values };
-  byKey.set(key, entry);
-  return entry;
+function remember(memo: Memo, evaluate: Evaluator, key: unknown, values: TypedValue[]): Evaluated {
+  const e: Evaluated = { key, values };
+  const list = memo.get(evaluate);
+  if (list) list.push(e);
+  else memo.set(evaluate, [e]);
+  return e;
+}
+
+function slotsFor(e: Evaluated, spec: ComponentSpec): Slots[] {
+  if (e.slotType === spec.type) return e.slots!;
+  if (e.slotType === undefined) {
+    e.slotType = spec.type;
+    return (e.slots = slotsOfValues(spec, e.values));
+  }
+  e.otherSlots ??= new Map();
+  let slots = e.otherSlots.get(spec.type);
+  if (!slots) e.otherSlots.set(spec.type, (slots = slotsOfValues(spec, e.values)));
+  return slots;
 }
 
 function rowsOf(resource: Resource, compiled: CompiledComposite, out: IndexRow[], memo: Memo): void {
   const n = compiled.specs.length;
-  const evaluated: Array<{ values: TypedValue[]; slots?: Map<string, Slots[]> }> = [];
   for (const branch of compiled.branches) {
     const elements = (memoized(memo, branch.select, resource) ?? remember(memo, branch.select, resource, branch.select(resource))).values;
     for (const element of elements) {
       let wrapper: unknown;
       // all components first: most elements lack one of them (a value of another type)
-      evaluated.length = 0;
+      let found: Evaluated[] | undefined;
       for (let k = 0; k < n; k++) {
         const evaluate = branch.components[k]!;
         const fromResource = compiled.fromResource[k]!;
@@ -211,25 +233,36 @@ function rowsOf(resource: Resource, compiled: CompiledComposite, out: IndexRow[]
         let e = memoized(memo, evaluate, key);
         if (!e) e = remember(memo, evaluate, key, evaluate(fromResource ? resource : (wrapper ??= branch.wrap(resource, element.value))));
         if (e.values.length === 0) break;
-        evaluated.push(e);
+        (found ??= []).push(e);
       }
-      if (evaluated.length < n) continue;
-      let combos: Slots[] = [[]];
-      for (let k = 0; k < n && combos.length > 0; k++) {
-        const spec = compiled.specs[k]!;
-        const e = evaluated[k]!;
-        e.slots ??= new Map();
-        let values = e.slots.get(spec.type);
-        if (!values) e.slots.set(spec.type, (values = slotsOfValues(spec, e.values)));
-        const next: Slots[] = [];
-        for (const combo of combos) for (const v of values) if (next.length < MAX_COMBINATIONS) next.push([...combo, ...v]);
-        combos = next;
-      }
-      for (const combo of combos) {
-        while (combo.length < WIDTH) combo.push(null);
-        out.push({ table: 'sp_composite', param: compiled.code, values: combo });
-      }
+      if (found === undefined || found.length < n) continue;
+      const slotLists: Slots[][] = [];
+      for (let k = 0; k < n; k++) slotLists.push(slotsFor(found[k]!, compiled.specs[k]!));
+      combinations(compiled.code, slotLists, out);
     }
+  }
+}
+
+/**
+ * One row per combination of one slot group per component, in order (the first component varies
+ * slowest), at most MAX_COMBINATIONS; unused components' columns are null.
+ */
+function combinations(code: string, slotLists: Slots[][], out: IndexRow[]): void {
+  const n = slotLists.length;
+  for (let k = 0; k < n; k++) if (slotLists[k]!.length === 0) return;
+  const at = new Array<number>(n).fill(0);
+  for (let count = 0; count < MAX_COMBINATIONS; count++) {
+    const values: Slots = [];
+    for (let k = 0; k < n; k++) {
+      const slots = slotLists[k]![at[k]!]!;
+      for (let j = 0; j < slots.length; j++) values.push(slots[j]!);
+    }
+    while (values.length < WIDTH) values.push(null);
+    out.push({ table: 'sp_composite', param: code, values });
+    // next combination: advance the last component, carrying into earlier ones
+    let k = n - 1;
+    while (k >= 0 && ++at[k]! === slotLists[k]!.length) at[k--] = 0;
+    if (k < 0) return;
   }
 }
 

@@ -29,6 +29,7 @@ import type { IndexRow } from '../store/resource-store.js';
 import type { IndexTable } from '../store/schema.js';
 import { searchParamsFor, type SearchParamDef, type SearchParamType, type TypedValue } from './parameters.js';
 import { compositeIndexRows } from './composite-extract.js';
+import { RowSink } from './row-sink.js';
 import { isTypeOrSubtype } from './fastpath.js';
 import type { SearchRegistry } from './registry.js';
 import { clipChars, MAX_DATE, MAX_INDEXED_TEXT, MIN_DATE, normForIndex, numberRange, parseDate, decimalRange, type DecimalRange } from './values.js';
@@ -63,40 +64,44 @@ export function setQuantityCanonicalizer(fn: QuantityCanonicalizer | undefined):
   canonicalizer = fn;
 }
 
-class RowSink {
-  readonly rows: IndexRow[] = [];
-  private readonly seen = new Set<string>();
-
-  add(table: IndexTable, param: string, values: (string | number | null)[]): void {
-    let key = table + '\u0000' + param;
-    for (const v of values) key += '\u0000' + (v === null ? '\u0001' : v);
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
-    this.rows.push({ table, param, values });
-  }
+interface IndexedParams {
+  defs: SearchParamDef[];
+  /** False when some code has a ':' (a `<code>:identifier` row could then meet another parameter's rows). */
+  segmented: boolean;
 }
 
 /** Indexed parameters per registry map (a new map after addCustomSearchParameter, so this never goes stale). */
-const indexedCache = new WeakMap<ReadonlyMap<string, SearchParamDef>, SearchParamDef[]>();
+const indexedCache = new WeakMap<ReadonlyMap<string, SearchParamDef>, IndexedParams>();
 
-function indexedParams(resourceType: string, registry?: SearchRegistry): SearchParamDef[] {
+function indexedParams(resourceType: string, registry?: SearchRegistry): IndexedParams {
   const all = registry ? registry.paramsFor(resourceType) : searchParamsFor(resourceType);
   let list = indexedCache.get(all);
   if (!list) {
-    list = [...all.values()].filter((d) => !COLUMN_PARAMS.has(d.code) && TABLE_FOR_TYPE[d.type] !== undefined && d.expression);
+    const defs = [...all.values()].filter((d) => !COLUMN_PARAMS.has(d.code) && TABLE_FOR_TYPE[d.type] !== undefined && d.expression);
+    list = { defs, segmented: ![...all.keys()].some((code) => code.includes(':')) };
     indexedCache.set(all, list);
   }
   return list;
 }
 
+/** The values of the parameter being extracted, reused for every parameter (emptied after each). */
+const scratch: TypedValue[] = [];
+
 /** The index rows of `resource` for all search parameters of its type. */
 /** `registry`: the tenant's parameters (registry.ts); the R4 core ones when omitted. */
 export function extractIndexRows(resource: Resource, registry?: SearchRegistry): IndexRow[] {
   const sink = new RowSink();
-  for (const def of indexedParams(resource.resourceType, registry)) {
-    const values = def.evaluateTyped(resource);
-    for (let i = 0; i < values.length; i++) addValue(sink, def, values[i]!);
+  const { defs, segmented } = indexedParams(resource.resourceType, registry);
+  for (let d = 0; d < defs.length; d++) {
+    const def = defs[d]!;
+    if (segmented) sink.segment();
+    while (scratch.length > 0) scratch.pop(); // cheaper than setting length (a runtime call) for the few values a parameter has
+    if (def.evaluateTypedInto) def.evaluateTypedInto(resource, scratch);
+    else for (const v of def.evaluateTyped(resource)) scratch.push(v);
+    for (let i = 0; i < scratch.length; i++) addValue(sink, def, scratch[i]!);
   }
+  while (scratch.length > 0) scratch.pop();
+  if (segmented) sink.segment();
   for (const row of compositeIndexRows(resource, registry)) sink.add(row.table, row.param, row.values);
   return sink.rows;
 }

@@ -212,7 +212,11 @@ export function parseSimplePath(expr: string, base: string): Step[] | undefined 
 // ---------------------------------------------------------------------------------------------
 // Compiling against the model and walking
 
-export type SimplePathEvaluator = (resource: unknown) => TypedValue[];
+/** Evaluates a compiled path; `into` appends the values to `out` instead of allocating an array. */
+export interface SimplePathEvaluator {
+  (resource: unknown): TypedValue[];
+  into(resource: unknown, out: TypedValue[]): void;
+}
 
 /** Compile `expr` for resources of type `base`, or undefined when it must be left to fhirpath.js. */
 export function compileSimplePath(expr: string, base: string): SimplePathEvaluator | undefined {
@@ -248,48 +252,118 @@ export function compileSimplePath(expr: string, base: string): SimplePathEvaluat
       compiled.push({ kind: 'whereEq', field: step.field, literal: step.literal });
     }
   }
-  return (resource: unknown) => walk(compiled, resource, base);
+  const into: Visit = visitor(compiled, 0, base, base) ?? (() => undefined);
+  const evaluate = ((resource: unknown) => {
+    const out: TypedValue[] = [];
+    into(resource, out);
+    return out;
+  }) as SimplePathEvaluator;
+  evaluate.into = into;
+  return evaluate;
 }
 
-interface Item {
-  value: unknown;
-  type: string;
-  path: string;
-}
+/** Appends the values selected below `value` to `out`. */
+type Visit = (value: unknown, out: TypedValue[]) => void;
 
-function walk(steps: CompiledStep[], resource: unknown, base: string): TypedValue[] {
-  let items: Item[] = [{ value: resource, type: base, path: base }];
-  for (const step of steps) {
-    if (items.length === 0) return [];
-    if (step.kind === 'child') {
-      const next: Item[] = [];
-      for (const item of items) {
-        const slots = step.slots!.get(item.path);
-        if (!slots) continue;
-        const obj = item.value as Record<string, unknown>;
-        if (obj === null || typeof obj !== 'object') continue;
-        for (const slot of slots) {
-          const v = obj[slot.prop];
-          if (v === undefined || v === null) continue;
-          if (Array.isArray(v)) {
-            for (const e of v) if (e !== null && e !== undefined) next.push({ value: e, type: slot.type, path: slot.path });
-          } else {
-            next.push({ value: v, type: slot.type, path: slot.path });
-          }
-        }
-      }
-      items = next;
-    } else if (step.kind === 'ofType') {
-      items = items.filter((i) => isTypeOrSubtype(i.type, step.type!));
-    } else {
-      items = items.filter((i) => {
-        let v = (i.value as Record<string, unknown>)[step.field!];
-        if (Array.isArray(v)) v = v.length === 1 ? v[0] : undefined;
-        return v === step.literal;
-      });
+/**
+ * The walk from step k on, for a value at model path `path` of FHIR type `type`, as a tree of
+ * closures built once: the model path and type of every value are known statically, so slot
+ * lookups and ofType() are resolved here, and the walk is a depth-first descent that allocates
+ * only the results (depth-first order of the leaves is the order a level-by-level walk gives).
+ * Undefined when nothing can be selected from there.
+ */
+function visitor(steps: CompiledStep[], k: number, path: string, type: string): Visit | undefined {
+  if (k === steps.length) {
+    return (value, out) => {
+      out.push({ value, type });
+    };
+  }
+  const step = steps[k]!;
+  if (step.kind === 'ofType') return isTypeOrSubtype(type, step.type!) ? visitor(steps, k + 1, path, type) : undefined;
+  if (step.kind === 'whereEq') {
+    const next = visitor(steps, k + 1, path, type);
+    if (!next) return undefined;
+    const field = step.field!;
+    const literal = step.literal!;
+    return (value, out) => {
+      let v = (value as Record<string, unknown>)[field];
+      if (Array.isArray(v)) v = v.length === 1 ? v[0] : undefined;
+      if (v === literal) next(value, out);
+    };
+  }
+  const props: string[] = [];
+  const nexts: Visit[] = [];
+  for (const slot of step.slots!.get(path) ?? []) {
+    const next = visitor(steps, k + 1, slot.path, slot.type);
+    if (next) {
+      props.push(slot.prop);
+      nexts.push(next);
     }
   }
-  const out: TypedValue[] = new Array(items.length);
-  for (let i = 0; i < items.length; i++) out[i] = { value: items[i]!.value, type: items[i]!.type };
-  return out;
+  if (props.length === 0) return undefined;
+  if (props.length === 1) {
+    const prop = props[0]!;
+    const next = nexts[0]!;
+    return (value, out) => {
+      if (value === null || typeof value !== 'object') return;
+      childValues((value as Record<string, unknown>)[prop], next, out);
+    };
+  }
+  return (value, out) => {
+    if (value === null || typeof value !== 'object') return;
+    for (let i = 0; i < props.length; i++) childValues((value as Record<string, unknown>)[props[i]!], nexts[i]!, out);
+  };
+}
+
+/** Visit a JSON property's value: each non-null element of an array, else the value itself. */
+function childValues(v: unknown, next: Visit, out: TypedValue[]): void {
+  if (v === undefined || v === null) return;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const e: unknown = v[i];
+      if (e !== null && e !== undefined) next(e, out);
+    }
+  } else {
+    next(v, out);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expressions left to fhirpath.js that read a few elements only
+
+/** Functions that read nothing but their input collection. */
+const PURE_FUNCTIONS = new Set(['exists', 'empty', 'not']);
+const KEYWORDS = new Set(['and', 'or', 'true', 'false']);
+
+/**
+ * The JSON properties of a `base` resource that `expr` can read, when it only navigates from
+ * `base` (`Patient.deceased.exists() and Patient.deceased != false`): where none of them is
+ * present, the expression gives what it gives on a bare `{ resourceType }`. Undefined when that
+ * cannot be told from the text (variables, indexers, functions with arguments or bare names).
+ */
+export function rootPropertiesRead(expr: string, base: string): string[] | undefined {
+  if (/[%$[`]/.test(expr)) return undefined;
+  const text = expr.replace(/'(?:[^'\\]|\\.)*'/g, "''"); // string literals hold no names
+  const props = new Set<string>();
+  const ident = /[A-Za-z_][A-Za-z0-9_]*/g;
+  for (let m = ident.exec(text); m; m = ident.exec(text)) {
+    const name = m[0];
+    const before = text.slice(0, m.index).trimEnd();
+    const after = text.slice(m.index + name.length).trimStart();
+    if (before.endsWith('.')) {
+      // a step below something else, or a function on it
+      if (after.startsWith('(')) {
+        if (!PURE_FUNCTIONS.has(name) || !/^\(\s*\)/.test(after)) return undefined;
+      } else if (new RegExp(`(?:^|[^.\\w])${base}\\s*\\.$`).test(before)) {
+        const slots = childSlots(base, name);
+        if (!slots) return undefined;
+        for (const s of slots) props.add(s.prop).add('_' + s.prop);
+      }
+    } else if (name === base) {
+      if (!after.startsWith('.')) return undefined;
+    } else if (!KEYWORDS.has(name)) {
+      return undefined;
+    }
+  }
+  return props.size > 0 ? [...props] : undefined;
 }

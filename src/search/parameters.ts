@@ -20,7 +20,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import type { Bundle, Resource, SearchParameter } from 'fhir/r4.js';
-import { compileSimplePath, normalizeTypeName, type TypedValue } from './fastpath.js';
+import { compileSimplePath, normalizeTypeName, rootPropertiesRead, type TypedValue } from './fastpath.js';
 
 export type { TypedValue } from './fastpath.js';
 
@@ -42,6 +42,8 @@ export interface SearchParamDef {
   evaluate(resource: Resource): unknown[];
   /** The same values, each with its FHIR type, as index extraction needs them. */
   evaluateTyped(resource: Resource): TypedValue[];
+  /** evaluateTyped appending to `out` (index extraction reuses one array for all parameters). */
+  evaluateTypedInto?(resource: Resource, out: TypedValue[]): void;
 }
 
 /** How each branch of a definition is evaluated (for diagnostics and benchmarks). */
@@ -57,6 +59,8 @@ interface CompiledBranch {
   refType?: string;
   strategy: EvaluationStrategy;
   run: (resource: Resource) => TypedValue[];
+  /** run appending to `out` (the fast path walker's own; else pushes run's values). */
+  into: (resource: Resource, out: TypedValue[]) => void;
 }
 
 let fastPathEnabled = true;
@@ -114,13 +118,28 @@ class ParamDef implements SearchParamDef {
     if (this.compiled) return this.compiled;
     this.compiled = this.branches.map((b) => {
       const fast = fastPathEnabled ? compileSimplePath(b.expression, this.base) : undefined;
-      if (fast) return { refType: b.refType, strategy: 'fast' as const, run: fast as (r: Resource) => TypedValue[] };
+      if (fast) return { refType: b.refType, strategy: 'fast' as const, run: fast as (r: Resource) => TypedValue[], into: fast.into };
       let fn: ((r: Resource) => unknown[]) | undefined;
-      const run = (resource: Resource): TypedValue[] => {
+      const evaluate = (resource: Resource): TypedValue[] => {
         fn ??= fhirpath.compile(b.expression, r4, { resolveInternalTypes: false }) as (r: Resource) => unknown[];
         return fromFhirpath(fn(resource));
       };
-      return { refType: b.refType, strategy: 'fhirpath' as const, run };
+      // Patient.deceased...: fhirpath.js costs as much as all other parameters together, and most
+      // resources have none of the elements such an expression reads.
+      const reads = rootPropertiesRead(b.expression, this.base);
+      let whenAbsent: TypedValue[] | undefined;
+      const run = !reads
+        ? evaluate
+        : (resource: Resource): TypedValue[] => {
+            const r = resource as unknown as Record<string, unknown>;
+            for (const p of reads) if (r[p] !== undefined) return evaluate(resource);
+            whenAbsent ??= evaluate({ resourceType: this.base } as Resource);
+            return whenAbsent.map((v) => ({ value: v.value, type: v.type }));
+          };
+      const into = (resource: Resource, out: TypedValue[]): void => {
+        for (const v of run(resource)) out.push(v);
+      };
+      return { refType: b.refType, strategy: 'fhirpath' as const, run, into };
     });
     return this.compiled;
   }
@@ -138,6 +157,27 @@ class ParamDef implements SearchParamDef {
       }
     }
     return out;
+  }
+
+  evaluateTypedInto(resource: Resource, out: TypedValue[]): void {
+    const compiled = this.compile();
+    for (let i = 0; i < compiled.length; i++) {
+      const branch = compiled[i]!;
+      const from = out.length;
+      try {
+        branch.into(resource, out);
+      } catch {
+        // as safeRun: a failing branch contributes nothing, not even the values it had appended
+        this.errors++;
+        while (out.length > from) out.pop();
+        continue;
+      }
+      if (branch.refType !== undefined) {
+        let kept = from;
+        for (let j = from; j < out.length; j++) if (referenceTargetType(out[j]!.value) === branch.refType) out[kept++] = out[j]!;
+        while (out.length > kept) out.pop(); // cheaper than setting length for a few values
+      }
+    }
   }
 
   evaluate(resource: Resource): unknown[] {

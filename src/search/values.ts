@@ -76,88 +76,139 @@ export interface ParsedDate extends DateRange {
   hiMs: number;
 }
 
-const DATE_RE = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
+const MS_PER_DAY = 86_400_000;
 
+/** Days since 1970-01-01 of a proleptic Gregorian date (month 1-12), by whole 400-year eras. */
+function daysFromCivil(y: number, mo: number, d: number): number {
+  const yy = mo <= 2 ? y - 1 : y; // count the year from March, so that Feb 29 ends it
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5) + d - 1;
+  return era * 146_097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719_468;
+}
+
+/** Epoch milliseconds of a UTC date and time (month 1-12); arithmetic, so years 0-99 need no Date fix-up. */
 function utcMs(y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0): number {
-  if (y >= 100) return Date.UTC(y, mo, d, h, mi, s, ms);
-  // Date.UTC maps years 0..99 to 1900..1999.
-  const dt = new Date(0);
-  dt.setUTCFullYear(y, mo, d);
-  dt.setUTCHours(h, mi, s, ms);
-  return dt.getTime();
+  return daysFromCivil(y, mo, d) * MS_PER_DAY + ((h * 60 + mi) * 60 + s) * 1000 + ms;
 }
 
 function daysInMonth(y: number, mo: number): number {
-  return mo === 2 ? (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(mo) ? 30 : 31;
+  return mo === 2 ? (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28) : mo === 4 || mo === 6 || mo === 9 || mo === 11 ? 30 : 31;
+}
+
+const PAD2 = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
+const PAD3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+
+/** Date#toISOString of a time in [MIN_DATE, MAX_DATE] (years 0001-9999), without a Date object. */
+function formatIso(t: number): string {
+  const days = Math.floor(t / MS_PER_DAY);
+  let rest = t - days * MS_PER_DAY;
+  // The inverse of daysFromCivil: era, year of era, day of year (from March 1st), month.
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const mo = mp < 10 ? mp + 3 : mp - 9;
+  const y = yoe + era * 400 + (mo <= 2 ? 1 : 0);
+  const ms = rest % 1000;
+  rest = (rest - ms) / 1000;
+  const s = rest % 60;
+  rest = (rest - s) / 60;
+  const mi = rest % 60;
+  const h = (rest - mi) / 60;
+  return `${PAD2[(y / 100) | 0]}${PAD2[y % 100]}-${PAD2[mo]}-${PAD2[d]}T${PAD2[h]}:${PAD2[mi]}:${PAD2[s]}.${PAD3[ms]}Z`;
 }
 
 function isoOf(ms: number): string {
   if (ms <= MIN_DATE_MS) return MIN_DATE;
   if (ms >= MAX_DATE_MS) return MAX_DATE;
-  return new Date(ms).toISOString();
+  return formatIso(ms);
+}
+
+/** The value of the n ASCII digits of `s` at `at`, or -1 when any is not a digit (or missing). */
+function digitsAt(s: string, at: number, n: number): number {
+  let v = 0;
+  for (let i = at; i < at + n; i++) {
+    const c = s.charCodeAt(i) - 48; // NaN past the end
+    if (!(c >= 0 && c <= 9)) return -1;
+    v = v * 10 + c;
+  }
+  return v;
 }
 
 /**
  * Parse a FHIR date, dateTime or instant (also a search value, where minutes without seconds are
  * accepted) into the inclusive range its precision implies. Returns undefined when malformed.
+ * Accepted: YYYY[-MM[-DD[Thh:mm[:ss[.f{1,9}]][Z|(+|-)hh:mm]]]], read character by character
+ * (this runs for every date of every written resource).
  */
 export function parseDate(text: string): ParsedDate | undefined {
-  const m = DATE_RE.exec(text);
-  if (!m) return undefined;
-  const y = +m[1]!;
-  const mo = m[2] === undefined ? undefined : +m[2];
-  const d = m[3] === undefined ? undefined : +m[3];
-  if (mo !== undefined && (mo < 1 || mo > 12)) return undefined;
-  if (d !== undefined && (d < 1 || d > daysInMonth(y, mo!))) return undefined;
-  if (m[4] === undefined) {
-    // year, month or day precision
-    let loMs: number;
-    let hiMs: number;
-    let precision: DatePrecision;
-    if (mo === undefined) {
-      loMs = utcMs(y, 0, 1);
-      hiMs = utcMs(y + 1, 0, 1) - 1;
-      precision = 'year';
-    } else if (d === undefined) {
-      loMs = utcMs(y, mo - 1, 1);
-      hiMs = utcMs(y, mo, 1) - 1;
-      precision = 'month';
-    } else {
-      loMs = utcMs(y, mo - 1, d);
-      hiMs = loMs + 86_400_000 - 1;
-      precision = 'day';
-    }
-    return { lo: isoOf(loMs), hi: isoOf(hiMs), loMs, hiMs, precision };
+  const len = text.length;
+  const y = digitsAt(text, 0, 4);
+  if (y < 0) return undefined;
+  if (len === 4) return dayRange(utcMs(y, 1, 1), utcMs(y + 1, 1, 1) - 1, 'year');
+  if (text.charCodeAt(4) !== 45 /* - */) return undefined;
+  const mo = digitsAt(text, 5, 2);
+  if (mo < 1 || mo > 12) return undefined;
+  if (len === 7) return dayRange(utcMs(y, mo, 1), (mo === 12 ? utcMs(y + 1, 1, 1) : utcMs(y, mo + 1, 1)) - 1, 'month');
+  if (text.charCodeAt(7) !== 45 /* - */) return undefined;
+  const d = digitsAt(text, 8, 2);
+  if (d < 1 || d > daysInMonth(y, mo)) return undefined;
+  if (len === 10) {
+    const lo = utcMs(y, mo, d);
+    return dayRange(lo, lo + MS_PER_DAY - 1, 'day');
   }
-  const h = +m[4];
-  const mi = +m[5]!;
-  let s = m[6] === undefined ? 0 : +m[6];
-  if (h > 23 || mi > 59 || s > 60) return undefined;
-  if (s === 60) s = 59; // leap second: keep it inside its minute
-  const frac = m[7];
-  const ms = frac === undefined ? 0 : +(frac + '00').slice(0, 3);
-  let offsetMs = 0;
-  const tz = m[8];
-  if (tz !== undefined && tz !== 'Z') {
-    const th = +tz.slice(1, 3);
-    const tm = +tz.slice(4, 6);
-    if (th > 14 || tm > 59) return undefined;
-    offsetMs = (tz[0] === '-' ? -1 : 1) * (th * 60 + tm) * 60_000;
-  }
-  const loMs = utcMs(y, mo! - 1, d!, h, mi, s, ms) - offsetMs;
-  let width: number;
-  let precision: DatePrecision;
-  if (m[6] === undefined) {
-    width = 60_000;
-    precision = 'minute';
-  } else if (frac === undefined) {
+  if (text.charCodeAt(10) !== 84 /* T */ || text.charCodeAt(13) !== 58 /* : */) return undefined;
+  const h = digitsAt(text, 11, 2);
+  const mi = digitsAt(text, 14, 2);
+  if (h < 0 || mi < 0 || h > 23 || mi > 59) return undefined;
+  let pos = 16;
+  let s = 0;
+  let ms = 0;
+  let width = 60_000;
+  let precision: DatePrecision = 'minute';
+  if (text.charCodeAt(pos) === 58 /* : */) {
+    s = digitsAt(text, pos + 1, 2);
+    if (s < 0 || s > 60) return undefined;
+    if (s === 60) s = 59; // leap second: keep it inside its minute
+    pos += 3;
     width = 1000;
     precision = 'second';
-  } else {
-    width = frac.length >= 3 ? 1 : frac.length === 2 ? 10 : 100;
-    precision = 'millisecond';
+    if (text.charCodeAt(pos) === 46 /* . */) {
+      let n = 0;
+      while (n < 10 && digitsAt(text, pos + 1 + n, 1) >= 0) n++;
+      if (n === 0 || n > 9) return undefined;
+      // milliseconds: the first three digits, padded with zeros
+      ms = n >= 3 ? digitsAt(text, pos + 1, 3) : digitsAt(text, pos + 1, n) * (n === 2 ? 10 : 100);
+      width = n >= 3 ? 1 : n === 2 ? 10 : 100;
+      precision = 'millisecond';
+      pos += 1 + n;
+    }
   }
+  let offsetMs = 0;
+  if (pos < len) {
+    const sign = text.charCodeAt(pos);
+    if (sign === 90 /* Z */) {
+      if (pos + 1 !== len) return undefined;
+    } else if (sign === 43 /* + */ || sign === 45 /* - */) {
+      if (pos + 6 !== len || text.charCodeAt(pos + 3) !== 58 /* : */) return undefined;
+      const th = digitsAt(text, pos + 1, 2);
+      const tm = digitsAt(text, pos + 4, 2);
+      if (th < 0 || tm < 0 || th > 14 || tm > 59) return undefined;
+      offsetMs = (sign === 45 ? -1 : 1) * (th * 60 + tm) * 60_000;
+    } else {
+      return undefined;
+    }
+  }
+  const loMs = utcMs(y, mo, d, h, mi, s, ms) - offsetMs;
   const hiMs = loMs + width - 1;
+  return { lo: isoOf(loMs), hi: isoOf(hiMs), loMs, hiMs, precision };
+}
+
+function dayRange(loMs: number, hiMs: number, precision: DatePrecision): ParsedDate {
   return { lo: isoOf(loMs), hi: isoOf(hiMs), loMs, hiMs, precision };
 }
 
