@@ -25,7 +25,8 @@ import { markInbound } from '../../src/hl7v2/source-marker.js';
 import { stamp } from '../../src/interactions/resource-json.js';
 import { extractIndexRows } from '../../src/search/extract.js';
 import '../../src/search/ucum.js'; // installs the UCUM canonicalizer, as the server does
-import { defaultCorpusDir, loadCorpus, parseArgs, REPO_ROOT } from './lib.js';
+import { benchMessage } from './hl7v2-workload.js';
+import { defaultCorpusDir, loadCorpus, parseArgs } from './lib.js';
 
 const args = parseArgs(process.argv.slice(2), {
   rounds: 'number',
@@ -43,45 +44,16 @@ const ONLY = args.get('only') as string | undefined;
 // ---------------------------------------------------------------------------------------------
 // Corpus
 
-const fixture = (name: string) => readFileSync(join(REPO_ROOT, 'fixtures/hl7v2', name), 'utf8').replace(/\r\n|\n/g, '\r').replace(/\r+$/, '');
-
-/** Set field n of every segment named seg (MSH numbering for MSH), as hl7v2.ts does. */
-function setAll(message: string, seg: string, n: number, value: string): string {
-  return message
-    .split('\r')
-    .map((s) => {
-      if (!s.startsWith(`${seg}|`)) return s;
-      const fields = s.split('|');
-      const index = seg === 'MSH' ? n - 1 : n;
-      while (fields.length <= index) fields.push('');
-      fields[index] = value;
-      return fields.join('|');
-    })
-    .join('\r');
-}
-
 /** A deterministic uuid-shaped id, so that the corpus does not depend on the run. */
 const fakeUuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 const NOW = '2024-05-01T12:00:00.000Z';
 
 function hl7Resources(messages: number): Resource[] {
-  const ADT = fixture('msfc_ADT01-28.hl7');
-  const ORU = fixture('msfc_LAB-ORU-1.hl7').split('\r').slice(0, 8).join('\r');
   const mapper = new Mapper(loadMappingConfig());
   const out: Resource[] = [];
   let ids = 0;
   for (let i = 0; i < messages; i++) {
-    let m: string;
-    if (i % 2 === 0) {
-      m = setAll(ADT, 'MSH', 10, `B-x-${i}`);
-      m = setAll(m, 'PID', 3, `B-x-${i}^^^ADT1^MR`);
-      m = setAll(m, 'PV1', 19, `V-x-${i}^^^ADT1^VN`);
-    } else {
-      m = setAll(ORU, 'MSH', 10, `B-x-${i}`);
-      m = setAll(m, 'PID', 3, `P-x-${i}^^^1^MR`);
-      m = setAll(m, 'OBR', 2, `PL-x-${i}`);
-      m = setAll(m, 'OBR', 3, `FI-x-${i}`);
-    }
+    const m = benchMessage('x', i);
     const msg = parseMessage(m);
     const header = readHeader(msg);
     const plan = mapper.map(msg, header, mapper.structureFor(header)!);

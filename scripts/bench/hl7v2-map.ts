@@ -21,6 +21,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { benchMessage, crOnly, fixtureText, setAll } from './hl7v2-workload.js';
 import { formatTable, parseArgs, prng, REPO_ROOT } from './lib.js';
 
 type ParserModule = typeof import('../../src/hl7v2/parser.js');
@@ -72,38 +73,6 @@ async function load(root: string, label: string): Promise<Impl> {
 
 // ---------------------------------------------------------------------------------------------
 // Workload: as scripts/bench/hl7v2.ts builds it
-
-const fixtureText = (name: string) => readFileSync(join(REPO_ROOT, 'fixtures/hl7v2', name), 'utf8');
-const crOnly = (text: string) => text.replace(/\r\n|\n/g, '\r').replace(/\r+$/, '');
-
-function setAll(message: string, seg: string, n: number, value: string): string {
-  return message
-    .split('\r')
-    .map((s) => {
-      if (!s.startsWith(`${seg}|`)) return s;
-      const fields = s.split('|');
-      const index = seg === 'MSH' ? n - 1 : n;
-      while (fields.length <= index) fields.push('');
-      fields[index] = value;
-      return fields.join('|');
-    })
-    .join('\r');
-}
-
-const ADT = crOnly(fixtureText('msfc_ADT01-28.hl7'));
-const ORU = crOnly(fixtureText('msfc_LAB-ORU-1.hl7')).split('\r').slice(0, 8).join('\r');
-
-function benchMessage(run: string, i: number): string {
-  if (i % 2 === 0) {
-    let m = setAll(ADT, 'MSH', 10, `B-${run}-${i}`);
-    m = setAll(m, 'PID', 3, `B-${run}-${i}^^^ADT1^MR`);
-    return setAll(m, 'PV1', 19, `V-${run}-${i}^^^ADT1^VN`);
-  }
-  let m = setAll(ORU, 'MSH', 10, `B-${run}-${i}`);
-  m = setAll(m, 'PID', 3, `P-${run}-${i}^^^1^MR`);
-  m = setAll(m, 'OBR', 2, `PL-${run}-${i}`);
-  return setAll(m, 'OBR', 3, `FI-${run}-${i}`);
-}
 
 /** urn:uuid → Type/id as the write paths resolve them (a stable fake id per uuid). */
 function resolverFor(entries: Array<{ fullUrl: string; resource: { resourceType: string } }>): (ref: string) => string | undefined {

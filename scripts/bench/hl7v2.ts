@@ -10,7 +10,7 @@
  *   npx tsx scripts/bench/hl7v2.ts [--messages 4000] [--warmup 1000] [--connections 4] [--window 16] [--workers 1] [--engine postgres|pglite] [--keep-db] [--dist]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
@@ -18,6 +18,7 @@ import pg from 'pg';
 import { loadMappingConfig } from '../../src/hl7v2/mapping-config.js';
 import { Mapper } from '../../src/hl7v2/mapper.js';
 import { parseMessage, readHeader } from '../../src/hl7v2/parser.js';
+import { benchMessage } from './hl7v2-workload.js';
 import { adminQuery, cpuBetween, createScratchDatabase, DEFAULT_ADMIN_URL, formatTable, freePort, listProcesses, machineBusySeconds, parseArgs, percentile, postgresProcesses, processTree, REPO_ROOT, startServerChild } from './lib.js';
 
 const args = parseArgs(process.argv.slice(2), {
@@ -46,39 +47,8 @@ const ADMIN = (args.get('pg-url') as string | undefined) ?? DEFAULT_ADMIN_URL;
 // ---------------------------------------------------------------------------------------------
 // Workload
 
-const fixture = (name: string) => readFileSync(join(REPO_ROOT, 'fixtures/hl7v2', name), 'utf8').replace(/\r\n|\n/g, '\r').replace(/\r+$/, '');
-
-/** Set field n of every segment named seg (MSH numbering for MSH). */
-function setAll(message: string, seg: string, n: number, value: string): string {
-  return message
-    .split('\r')
-    .map((s) => {
-      if (!s.startsWith(`${seg}|`)) return s;
-      const fields = s.split('|');
-      const index = seg === 'MSH' ? n - 1 : n;
-      while (fields.length <= index) fields.push('');
-      fields[index] = value;
-      return fields.join('|');
-    })
-    .join('\r');
-}
-
-const ADT = fixture('msfc_ADT01-28.hl7');
-// LAB-ORU-1's first order only: PID, OBR, 5 OBX.
-const ORU = fixture('msfc_LAB-ORU-1.hl7').split('\r').slice(0, 8).join('\r');
 const run = Date.now().toString(36);
-
-function message(i: number): string {
-  if (i % 2 === 0) {
-    let m = setAll(ADT, 'MSH', 10, `B-${run}-${i}`);
-    m = setAll(m, 'PID', 3, `B-${run}-${i}^^^ADT1^MR`);
-    return setAll(m, 'PV1', 19, `V-${run}-${i}^^^ADT1^VN`);
-  }
-  let m = setAll(ORU, 'MSH', 10, `B-${run}-${i}`);
-  m = setAll(m, 'PID', 3, `P-${run}-${i}^^^1^MR`);
-  m = setAll(m, 'OBR', 2, `PL-${run}-${i}`);
-  return setAll(m, 'OBR', 3, `FI-${run}-${i}`);
-}
+const message = (i: number) => benchMessage(run, i);
 
 // ---------------------------------------------------------------------------------------------
 // MLLP client
