@@ -14,7 +14,6 @@
  *                                    [--golden-write FILE | --golden-check FILE]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Bundle, Resource } from 'fhir/r4.js';
 import { serverProvenance } from '../../src/audit/provenance.js';
 import { copyWithReferences } from '../../src/fhir/references.js';

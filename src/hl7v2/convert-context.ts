@@ -93,11 +93,7 @@ export interface Hd {
   universalIdType: string;
 }
 
-export function hdOf(rep: Rep | undefined): Hd {
-  return { namespace: comp(rep, 1), universalId: comp(rep, 2), universalIdType: comp(rep, 3) };
-}
-
-/** hdOf(subRep(rep, c)): the HD in component c's subcomponents (CX.4, XCN.9), read in place. */
+/** The HD in component c's subcomponents (CX.4, XCN.9), read in place. */
 export function hdAt(rep: Rep | undefined, c: number): Hd {
   const sub = rep?.[c - 1];
   return { namespace: sub?.[0] ?? '', universalId: sub?.[1] ?? '', universalIdType: sub?.[2] ?? '' };

@@ -50,11 +50,6 @@ export function firstTextAt(seg: Segment | undefined, path: FieldPath): string {
   return (path.component === undefined ? comp(rep, 1) : comp(rep, path.component, path.subcomponent ?? 1)).trim();
 }
 
-export function firstText(scope: Scope, path: string): string {
-  const p = parseFieldPath(path);
-  return firstTextAt(scope.get(p.segment), p);
-}
-
 /** Whether anything is valued at a path's first repetition (= isValued(firstRepAt(seg, path))). */
 export function valuedAt(seg: Segment | undefined, path: FieldPath): boolean {
   const rep = seg?.fields[path.field]?.[0];
@@ -64,7 +59,7 @@ export function valuedAt(seg: Segment | undefined, path: FieldPath): boolean {
   return comp(rep, path.component, path.subcomponent) !== '';
 }
 
-/** A condition compiled once per mapping: field paths parsed, checks in evaluate()'s order. */
+/** A condition compiled once per mapping: field paths parsed, checks in the order the condition lists them. */
 export type CompiledCondition = (scope: Scope) => boolean;
 
 export function compileCondition(cond: Condition): CompiledCondition {
@@ -117,11 +112,6 @@ export function compileCondition(cond: Condition): CompiledCondition {
   };
 }
 
-/** Interpreted form of compileCondition (kept for one-off callers). */
-export function evaluate(cond: Condition, scope: Scope): boolean {
-  return compileCondition(cond)(scope);
-}
-
 // ---------------------------------------------------------------------------------------------
 // FHIR target paths
 
@@ -153,11 +143,7 @@ export function targetSteps(path: string): Step[] {
   return parsed;
 }
 
-/** Whether something is already at a target path (no appends in it). */
-export function hasPath(root: Obj, path: string): boolean {
-  return hasAt(root, targetSteps(path));
-}
-
+/** Whether something is already at a parsed target path (no appends in it). */
 export function hasAt(root: Obj, steps: Step[]): boolean {
   let node: unknown = root;
   for (const step of steps) {
@@ -169,15 +155,11 @@ export function hasAt(root: Obj, steps: Step[]): boolean {
 }
 
 /**
- * Set a value at a target path. 'x[]' appends (a new element when in the middle of the path),
+ * Set a value at a parsed target path. 'x[]' appends (a new element when in the middle of the path),
  * 'x' sets (merging into an existing object when both are objects), 'value[x]' takes the name of
- * a Typed value's type (valueQuantity, valueString…).
+ * a Typed value's type (valueQuantity, valueString…). The steps are parsed (targetSteps);
+ * `path` only names them in errors.
  */
-export function setPath(root: Obj, path: string, value: unknown): void {
-  setAt(root, targetSteps(path), value, path);
-}
-
-/** setPath with the path already parsed (`path` only names it in errors). */
 export function setAt(root: Obj, steps: Step[], value: unknown, path: string): void {
   let node: Obj = root;
   const lastIndex = steps.length - 1;
@@ -222,7 +204,7 @@ export function setAt(root: Obj, steps: Step[], value: unknown, path: string): v
 }
 
 /** Replace every "$value" string in a template by the value. */
-export function substitute(template: unknown, value: unknown): unknown {
+function substitute(template: unknown, value: unknown): unknown {
   if (template === '$value') return value instanceof Typed ? value.value : value;
   if (Array.isArray(template)) return template.map((t) => substitute(t, value));
   if (isObject(template)) return Object.fromEntries(Object.entries(template).map(([k, t]) => [k, substitute(t, value)]));

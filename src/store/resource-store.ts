@@ -216,7 +216,7 @@ export class ResourceStore {
   }
 
   private async insertIndexRows(tx: SqlClient, items: { rid: string; resourceType: string; rows: IndexRow[] }[]): Promise<void> {
-    for (const [table, rows] of indexRowsJson(items, (item) => `${JSON.stringify(item.rid)},${JSON.stringify(item.resourceType)}`)) {
+    for (const [table, rows] of indexRowsJson(items, (item) => item.rows, (item) => `${JSON.stringify(item.rid)},${JSON.stringify(item.resourceType)}`)) {
       await tx.query(
         `INSERT INTO ${this.s}.${table} (rid, resource_type, param, ${INDEX_COLUMNS[table].join(', ')})
          SELECT (e->>0)::bigint, e->>1, e->>2, ${indexValueCasts(table, 3)} FROM json_array_elements($1::json) e`,
@@ -286,7 +286,7 @@ export class ResourceStore {
 function indexParams(versions: NewVersion[], first: number): { tables: IndexRowsParam[]; params: string[] } {
   const tables: IndexRowsParam[] = [];
   const params: string[] = [];
-  for (const [table, rows] of indexRowsJson(versions.map((v) => ({ rows: v.indexRows })), (_, k) => String(k))) {
+  for (const [table, rows] of indexRowsJson(versions, (v) => v.indexRows, (_, k) => String(k))) {
     tables.push({ table, param: first + params.length });
     params.push(rows);
   }

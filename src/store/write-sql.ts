@@ -32,16 +32,17 @@ export interface IndexRowsParam {
 }
 
 /**
- * Index rows grouped by table, as JSON array text: each row is `[key, param, ...values]`, where
- * `keyJson(item, k)` gives the key's JSON (k the item's 1-based position): the ordinal for the
- * write statement, `rid,"Type"` for re-indexing. Built as text directly: no per-row arrays.
+ * Index rows grouped by table, as JSON array text: each row of `rowsOf(item)` becomes
+ * `[key, param, ...values]`, where `keyJson(item, k)` gives the key's JSON (k the item's 1-based
+ * position): the ordinal for the write statement, `rid,"Type"` for re-indexing. Built as text
+ * directly: no per-row arrays.
  */
-export function indexRowsJson<T extends { rows: IndexRow[] }>(items: T[], keyJson: (item: T, k: number) => string): Map<IndexTable, string> {
+export function indexRowsJson<T>(items: T[], rowsOf: (item: T) => IndexRow[], keyJson: (item: T, k: number) => string): Map<IndexTable, string> {
   const byTable = new Map<IndexTable, string[]>();
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
     const head = `[${keyJson(item, i + 1)},`;
-    for (const row of item.rows) {
+    for (const row of rowsOf(item)) {
       let text = head + JSON.stringify(row.param);
       for (const v of row.values) text += v === null ? ',null' : `,${JSON.stringify(v)}`;
       let acc = byTable.get(row.table);
