@@ -155,6 +155,27 @@ describe.each(ENGINES)('outbox relay on %s', (engine) => {
     expect(got).toEqual(['encounter-feed:Encounter/e2', 'encounter-feed:Patient/both', `${CHANGE_QUEUE}:Patient/both`]);
   });
 
+  it('hands consumers that ask for it the current row of each event\'s resource; others get none', async () => {
+    const q = new RecordingQueue();
+    await drain(db, q);
+    q.jobs.length = 0;
+    // Encounter/e3 has a current row at version 2 (its version-1 event is relayed after the
+    // update committed: the job carries version 2); Encounter/e4 has no row at all.
+    const e3 = { resourceType: 'Encounter', id: 'e3', status: 'finished' };
+    await db.query(`INSERT INTO ${SCHEMA}.resource (resource_type, id, version_id, last_updated, content) VALUES ('Encounter', 'e3', 2, now(), $1)`, [JSON.stringify(e3)]);
+    await db.transaction((tx) =>
+      recordChanges(tx, SCHEMA, [{ resourceType: 'Encounter', id: 'e3', versionId: 1, action: 'create' }, { resourceType: 'Encounter', id: 'e4', versionId: 1, action: 'create' }]),
+    );
+    const watch = async () => new Set(['Encounter']);
+    const reading: ChangeConsumer = { queue: 'reads-current', watchedTypes: watch, handle: async () => undefined, withCurrent: true };
+    const plain: ChangeConsumer = { queue: 'no-current', watchedTypes: watch, handle: async () => undefined };
+    await drain(db, q, true, [reading, plain]);
+    const of = (queue: string, id: string) => q.jobs.find((j) => j.queue === queue && j.data.id === id)!.data;
+    expect(of('reads-current', 'e3').current).toEqual({ versionId: 2, deleted: false, content: JSON.stringify(e3) });
+    expect(of('reads-current', 'e4').current).toBeNull();
+    expect('current' in of('no-current', 'e3')).toBe(false);
+  });
+
   it('prunes relayed events only', async () => {
     const q = new RecordingQueue();
     await drain(db, q);
