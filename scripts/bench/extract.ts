@@ -15,16 +15,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Bundle, Resource } from 'fhir/r4.js';
-import { serverProvenance } from '../../src/audit/provenance.js';
 import { copyWithReferences } from '../../src/fhir/references.js';
-import { loadMappingConfig } from '../../src/hl7v2/mapping-config.js';
-import { Mapper } from '../../src/hl7v2/mapper.js';
-import { parseMessage, readHeader } from '../../src/hl7v2/parser.js';
-import { markInbound } from '../../src/hl7v2/source-marker.js';
 import { stamp } from '../../src/interactions/resource-json.js';
 import { extractIndexRows } from '../../src/search/extract.js';
 import '../../src/search/ucum.js'; // installs the UCUM canonicalizer, as the server does
-import { benchMessage } from './hl7v2-workload.js';
+import { fakeUuid, hl7MessageResources } from './hl7v2-workload.js';
 import { defaultCorpusDir, loadCorpus, parseArgs } from './lib.js';
 
 const args = parseArgs(process.argv.slice(2), {
@@ -43,34 +38,8 @@ const ONLY = args.get('only') as string | undefined;
 // ---------------------------------------------------------------------------------------------
 // Corpus
 
-/** A deterministic uuid-shaped id, so that the corpus does not depend on the run. */
-const fakeUuid = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
 const NOW = '2024-05-01T12:00:00.000Z';
-
-function hl7Resources(messages: number): Resource[] {
-  const mapper = new Mapper(loadMappingConfig());
-  const out: Resource[] = [];
-  let ids = 0;
-  for (let i = 0; i < messages; i++) {
-    const m = benchMessage('x', i);
-    const msg = parseMessage(m);
-    const header = readHeader(msg);
-    const plan = mapper.map(msg, header, mapper.structureFor(header)!);
-    markInbound(plan.entries.map((e) => e.resource), header); // meta.source, as inbound.ts does
-    // The writer resolves the plan's urn:uuid fullUrls to Type/id before extracting.
-    const local = new Map<string, string>();
-    for (const e of plan.entries) local.set(e.fullUrl, `${e.resource.resourceType}/${fakeUuid(++ids)}`);
-    const targets = [];
-    for (const e of plan.entries) {
-      const id = local.get(e.fullUrl)!.split('/')[1]!;
-      const copy = copyWithReferences(e.resource, (r) => local.get(r));
-      out.push(stamp(copy, id, 1, NOW));
-      targets.push({ resourceType: e.resource.resourceType, id, versionId: 1, action: 'create' as const });
-    }
-    out.push(stamp(serverProvenance(targets, NOW, 'HL7 v2 inbound'), fakeUuid(++ids), 1, NOW));
-  }
-  return out;
-}
+const hl7Resources = (messages: number): Resource[] => hl7MessageResources(messages, NOW).flat();
 
 function syntheaResources(bundles: number): Resource[] {
   const out: Resource[] = [];

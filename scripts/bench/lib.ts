@@ -159,11 +159,11 @@ export interface ScratchDatabase {
   drop(): Promise<void>;
 }
 
-/** CREATE DATABASE carebridge_bench_<random><suffix>; drop() removes it (WITH (FORCE)). */
-export async function createScratchDatabase(adminUrl: string, suffix = ''): Promise<ScratchDatabase> {
+/** CREATE DATABASE carebridge_bench_<random><suffix> [options]; drop() removes it (WITH (FORCE)). */
+export async function createScratchDatabase(adminUrl: string, suffix = '', options = ''): Promise<ScratchDatabase> {
   const name = `carebridge_bench_${randomBytes(5).toString('hex')}${suffix}`;
   if (!/^carebridge_bench_[a-z0-9_]+$/.test(name)) throw new Error(`bad database name ${name}`);
-  await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
+  await adminQuery(adminUrl, `CREATE DATABASE ${name}${options ? ` ${options}` : ''}`);
   let dropped = false;
   const drop = async () => {
     if (dropped) return;
