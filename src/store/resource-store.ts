@@ -109,24 +109,47 @@ export class ResourceStore {
   }
 
   /**
-   * Whether any current resource of `sourceType` refers to `target` ('Type/id') through the
-   * search parameter `param` — one index probe, for consumers that skip work when nothing refers
-   * to a resource (an over-approximation of a search on that parameter: other filters are theirs).
+   * The current rows of `targets` ('Type/id'; absent ones have no version) and, for each, whether
+   * any current resource of `sourceType` refers to it through the search parameter `param`, in one
+   * statement: for consumers that skip work when nothing refers to a resource (an over-approximation
+   * of a search on that parameter: other filters are theirs).
    */
-  async isReferenced(client: SqlClient, sourceType: string, param: string, target: string): Promise<boolean> {
-    const [targetType, targetId] = target.split('/') as [string, string];
-    const r = await client.query(
-      `SELECT 1 FROM ${this.s}.sp_reference WHERE target_type = $1 AND target_id = $2 AND resource_type = $3 AND param = $4 LIMIT 1`,
-      [targetType, targetId, sourceType, param],
+  async currentAndReferenced(
+    client: SqlClient,
+    targets: string[],
+    sourceType: string,
+    param: string,
+  ): Promise<Map<string, { version?: CurrentVersion; referenced: boolean }>> {
+    const out = new Map<string, { version?: CurrentVersion; referenced: boolean }>();
+    if (targets.length === 0) return out;
+    const r = await client.query<Partial<VersionRow> & { target: string; referenced: boolean }>(
+      `SELECT k.t || '/' || k.i AS target, r.rid, r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content,
+              EXISTS (SELECT 1 FROM ${this.s}.sp_reference x
+                      WHERE x.target_type = k.t AND x.target_id = k.i AND x.resource_type = $2 AND x.param = $3) AS referenced
+       FROM (SELECT e->>0 AS t, e->>1 AS i FROM json_array_elements($1::json) e) k
+       LEFT JOIN ${this.s}.resource r ON r.resource_type = k.t AND r.id = k.i`,
+      [JSON.stringify(targets.map((t) => t.split('/'))), sourceType, param],
       PREPARED,
     );
-    return r.rows.length > 0;
+    for (const row of r.rows) {
+      const version = row.id !== null && row.id !== undefined ? { ...toVersion(row as VersionRow), rid: String(row.rid) } : undefined;
+      out.set(row.target, { version, referenced: row.referenced });
+    }
+    return out;
   }
 
   /** The current rows of several resources in one statement (absent ones are missing from the map, keyed `type/id`). */
   async currentMany(client: SqlClient, keys: Array<{ resourceType: string; id: string }>, forUpdate = false): Promise<Map<string, CurrentVersion>> {
     const out = new Map<string, CurrentVersion>();
     if (keys.length === 0) return out;
+    if (keys.length === 1) {
+      // One key (most calls): the by-id statement, whose generic plan is kept; the list form's plan
+      // depends on the list's length, so PostgreSQL plans it again on most executions.
+      const k = keys[0]!;
+      const v = await this.current(client, k.resourceType, k.id, forUpdate);
+      if (v) out.set(`${v.resourceType}/${v.id}`, v);
+      return out;
+    }
     const r = await client.query<VersionRow>(
       `SELECT rid, ${VERSION_COLUMNS} FROM ${this.s}.resource
        WHERE (resource_type, id) IN (SELECT e->>0, e->>1 FROM json_array_elements($1::json) e)${forUpdate ? ' FOR UPDATE' : ''}`,

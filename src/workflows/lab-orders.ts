@@ -111,19 +111,12 @@ export class OrderTaskConsumer implements ChangeConsumer {
    */
   private async ordersToMove(store: ResourceStore, orders: string[]): Promise<string[]> {
     if (orders.length === 0) return [];
-    const keys = orders.map((ref) => {
-      const [resourceType, id] = ref.split('/') as [string, string];
-      return { resourceType, id };
+    const found = await store.currentAndReferenced(store.db, orders, 'Task', 'focus');
+    return orders.filter((ref) => {
+      const { version, referenced } = found.get(ref) ?? { referenced: false };
+      const order = version?.content && !version.deleted ? (JSON.parse(version.content) as ServiceRequest) : undefined;
+      return (order && requestNeedsWork(order)) || referenced;
     });
-    const current = await store.currentMany(store.db, keys);
-    const out: string[] = [];
-    for (const ref of orders) {
-      const row = current.get(ref);
-      const order = row?.content && !row.deleted ? (JSON.parse(row.content) as ServiceRequest) : undefined;
-      if (order && requestNeedsWork(order)) out.push(ref);
-      else if (await store.isReferenced(store.db, 'Task', 'focus', ref)) out.push(ref);
-    }
-    return out;
   }
 
   private async onRequest(w: Writer, sr: ServiceRequest): Promise<void> {
