@@ -63,17 +63,18 @@ function ofType(v: string, bad: (m: string) => Error): Condition {
  * The filter for `code:modifier=rawValues` when `modifier` is one handled here for the type of
  * `def`, else undefined. `rawValues`: the comma-separated alternatives, escapes kept.
  */
-export function modifierFilter(def: SearchParamDef, code: string, modifier: string, rawValues: string[], bad: (m: string) => Error): SearchFilter | undefined {
+/** `stored`: the parameter whose index rows hold the values (registry.ts indexParamOf). */
+export function modifierFilter(def: SearchParamDef, code: string, modifier: string, rawValues: string[], bad: (m: string) => Error, stored = code): SearchFilter | undefined {
   if (def.type === 'token') {
     switch (modifier) {
       case 'below':
       case 'above':
-        return filter(code, def, modifier, 'sp_token', code, false, rawValues.map((v) => subsumption(v, modifier, bad)));
+        return filter(code, def, modifier, 'sp_token', stored, false, rawValues.map((v) => subsumption(v, modifier, bad)));
       case 'in':
       case 'not-in':
-        return filter(code, def, modifier, 'sp_token', code, modifier === 'not-in', rawValues.map((v) => inValueSet(v, bad)));
+        return filter(code, def, modifier, 'sp_token', stored, modifier === 'not-in', rawValues.map((v) => inValueSet(v, bad)));
       case 'of-type':
-        return filter(code, def, modifier, 'sp_token', `${code}:of-type`, false, rawValues.map((v) => ofType(v, bad)));
+        return filter(code, def, modifier, 'sp_token', `${stored}:of-type`, false, rawValues.map((v) => ofType(v, bad)));
     }
   }
   if (def.type === 'reference' && (modifier === 'below' || modifier === 'above')) {
@@ -83,7 +84,7 @@ export function modifierFilter(def: SearchParamDef, code: string, modifier: stri
       if (u.length > 1 && u.endsWith('/')) u = u.slice(0, -1);
       return { kind: 'uri', mode: modifier, value: u };
     });
-    return filter(code, def, modifier, 'sp_reference', code, false, anyOf);
+    return filter(code, def, modifier, 'sp_reference', stored, false, anyOf);
   }
   return undefined;
 }

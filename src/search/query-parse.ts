@@ -13,6 +13,7 @@ import { compositeFilter, compositeSpec } from './composite.js';
 import { splitEscaped, unescape } from './escapes.js';
 import { TABLE_FOR_TYPE } from './extract.js';
 import { REFERENCE_MODIFIERS, TOKEN_MODIFIERS, modifierFilter } from './modifiers.js';
+import { indexParamOf } from './registry.js';
 import { isResourceType, searchParamsFor, type SearchParamDef, type SearchParamType } from './parameters.js';
 import {
   MAX_COUNT,
@@ -99,7 +100,7 @@ class Parser {
   /** A chained or _has parameter (chain.ts). Errors name the parameter's first code. */
   private linked(key: string, value: string): void {
     const host = {
-      paramsFor: (t: string) => (this.options.registry ? this.options.registry.paramsFor(t) : searchParamsFor(t)),
+      paramsFor: (t: string) => this.paramsOf(t),
       plainFilter: (def: SearchParamDef, code: string, k: string, modifier: string | undefined, v: string) => this.filter(def, code, k, modifier, v),
     };
     const { head, result } = parseLinked(host, this.parsed.resourceType, key, value);
@@ -177,13 +178,18 @@ class Parser {
         this.unknown(code, `_sort=${code}`);
         continue;
       }
-      keys.push({ code, descending, source: { table, indexParam: code, type: def.type } });
+      keys.push({ code, descending, source: { table, indexParam: indexParamOf(this.params, code), type: def.type } });
     }
     this.parsed.sort = keys;
   }
 
   // -------------------------------------------------------------------------------------------
   // Filters
+
+  /** The parameters of a type in this search's registry (a chain's filters are on other types). */
+  private paramsOf(resourceType: string): ReadonlyMap<string, SearchParamDef> {
+    return this.options.registry ? this.options.registry.paramsFor(resourceType) : searchParamsFor(resourceType);
+  }
 
   private filter(def: SearchParamDef, code: string, key: string, modifier: string | undefined, value: string): SearchFilter | undefined {
     const bad = (msg: string) => badRequest(`Invalid value for search parameter '${key}': ${msg}`, [code]);
@@ -208,7 +214,9 @@ class Parser {
     }
 
     const table = TABLE_FOR_TYPE[def.type]!;
-    let indexParam = code;
+    // The rows may be stored under another parameter with the same values (registry.ts).
+    const stored = indexParamOf(this.paramsOf(def.base), code);
+    let indexParam = stored;
     let negate = false;
     let typeModifier: string | undefined;
     if (modifier !== undefined) {
@@ -226,7 +234,7 @@ class Parser {
     if (modifier === 'missing') {
       return { code, type: def.type, modifier, source: { table, indexParam }, negate: false, anyOf: missingConditions(rawValues, bad) };
     }
-    const special = modifier === undefined ? undefined : modifierFilter(def, code, modifier, rawValues, bad);
+    const special = modifier === undefined ? undefined : modifierFilter(def, code, modifier, rawValues, bad, stored);
     if (special) return special;
 
     let anyOf: Condition[];
@@ -260,7 +268,7 @@ class Parser {
         break;
       case 'quantity':
         // UCUM quantities in convertible units are searched in canonical form (ucum.ts).
-        ({ indexParam, anyOf } = canonicalQuantitySearch(code, rawValues.map((v) => quantityCondition(v, bad))));
+        ({ indexParam, anyOf } = canonicalQuantitySearch(stored, rawValues.map((v) => quantityCondition(v, bad))));
         break;
       case 'uri':
         anyOf = rawValues.map((v): Condition => {
@@ -278,7 +286,7 @@ class Parser {
 
   /** A composite parameter (composite.ts): each `$`-separated part parsed as its component's type. */
   private composite(def: SearchParamDef, code: string, key: string, modifier: string | undefined, rawValues: string[], bad: (m: string) => Error): SearchFilter {
-    const spec = compositeSpec(def, this.options.registry ? this.options.registry.paramsFor(def.base) : searchParamsFor(def.base));
+    const spec = compositeSpec(def, this.paramsOf(def.base));
     if (!spec) throw badRequest(`Search parameter '${key}' is not supported yet (${def.base})`, [code]);
     if (modifier !== undefined && modifier !== 'missing') throw this.badModifier(code, key, modifier);
     const parsePart = (type: SearchParamType, v: string): Condition[] => {

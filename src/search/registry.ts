@@ -12,7 +12,7 @@
  */
 import r4 from 'fhirpath/fhir-context/r4';
 import type { SearchParameter } from 'fhir/r4.js';
-import { isResourceType, makeDef, searchParamsFor, type SearchParamDef } from './parameters.js';
+import { isResourceType, makeDef, searchParamsFor, type SearchParamDef, type SearchParamType } from './parameters.js';
 
 export interface SearchRegistry {
   /**
@@ -69,4 +69,40 @@ export class LayeredRegistry implements SearchRegistry {
   customFor(resourceType: string): SearchParameter[] {
     return this.custom.filter((sp) => appliesTo(sp.base, resourceType));
   }
+}
+
+/**
+ * Value types whose identical parameters share index rows. A reference parameter always keeps its
+ * own rows: chains, _include, _revinclude and compartments name reference parameters directly.
+ */
+const SHAREABLE: ReadonlySet<SearchParamType> = new Set(['string', 'token', 'date', 'number', 'quantity', 'uri']);
+const sharedCache = new WeakMap<ReadonlyMap<string, SearchParamDef>, ReadonlyMap<string, string>>();
+
+/**
+ * The parameter code whose index rows hold `code`'s values among `params` (one type's map from a
+ * registry). Parameters of a shareable type with the same type and expression select the same
+ * values, so their rows are written once, under one of their codes, and the others are searched
+ * and sorted through those rows (R4: `phonetic` and `name` of Patient, Person, Practitioner and
+ * RelatedPerson; 6% of the rows an HL7 v2 ADT writes). A core parameter owns its group, so a
+ * tenant's custom parameter with a core one's expression finds existing resources without a
+ * reindex; a custom parameter that replaces a group's owner splits the group, and the reindex
+ * that any changed definition needs (reindex-job.ts) writes the rows.
+ */
+export function indexParamOf(params: ReadonlyMap<string, SearchParamDef>, code: string): string {
+  let shared = sharedCache.get(params);
+  if (!shared) {
+    const first = new Map<string, string>();
+    const byCode = new Map<string, string>();
+    // Core parameters own their groups (their rows exist already), then the first code in sort order.
+    const rank = (d: SearchParamDef) => `${searchParamsFor(d.base).get(d.code) === d ? 0 : 1}${d.code}`;
+    for (const def of [...params.values()].sort((a, b) => (rank(a) < rank(b) ? -1 : rank(a) > rank(b) ? 1 : 0))) {
+      if (!SHAREABLE.has(def.type) || !def.expression) continue;
+      const key = `${def.type} ${def.expression}`;
+      const owner = first.get(key);
+      if (owner === undefined) first.set(key, def.code);
+      else byCode.set(def.code, owner);
+    }
+    sharedCache.set(params, (shared = byCode));
+  }
+  return shared.get(code) ?? code;
 }

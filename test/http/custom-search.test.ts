@@ -102,6 +102,27 @@ describe.each(ENGINES)('custom search parameters on %s', (engine) => {
     expect((await call(t.base, 'GET', '/Patient?nick=rob', undefined, { prefer: 'handling=strict' })).status).toBe(400);
   });
 
+  it('parameters with one expression share index rows: phonetic is name, and so is a custom parameter with that expression, at once', async () => {
+    const zed = await call(t.base, 'POST', '/Patient', { resourceType: 'Patient', name: [{ family: 'Sharedrowz', given: ['Zed'] }] });
+    const amy = await call(t.base, 'POST', '/Patient', { resourceType: 'Patient', name: [{ family: 'Sharedrowa', given: ['Amy'] }] });
+    const strict = { prefer: 'handling=strict' };
+    const search = async (q: string) => {
+      const r = await call(t.base, 'GET', `/Patient?${q}`, undefined, strict);
+      expect(r.status).toBe(200);
+      return (r.body.entry ?? []).filter((e: any) => e.search?.mode === 'match').map((e: any) => e.resource.id);
+    };
+    expect(await search('phonetic=sharedrow&_sort=phonetic')).toEqual([amy.body.id, zed.body.id]);
+    expect(await search('phonetic=sharedrow&_sort=-phonetic')).toEqual([zed.body.id, amy.body.id]);
+    expect(await search('phonetic:exact=Sharedrowz')).toEqual([zed.body.id]);
+    expect(await search('phonetic:contains=redrowa')).toEqual([amy.body.id]);
+    expect(await search('phonetic=sharedrowz,sharedrowa&given=zed')).toEqual([zed.body.id]);
+    // A custom parameter with name's expression: the existing Patients are found without a reindex.
+    const sp = await call(t.base, 'POST', '/SearchParameter', { ...mothersMaidenName, url: 'http://example.org/fhir/SearchParameter/patient-moniker', code: 'moniker', expression: 'Patient.name' });
+    expect(sp.status).toBe(201);
+    expect((await search('moniker=sharedrow')).sort()).toEqual([amy.body.id, zed.body.id].sort());
+    expect(await search('moniker:exact=Amy')).toEqual([amy.body.id]);
+  });
+
   it('rejects a SearchParameter that cannot be used for search with 400', async () => {
     const bad = async (changes: Record<string, unknown>, pattern: RegExp) => {
       const r = await call(t.base, 'POST', '/SearchParameter', { ...mothersMaidenName, ...changes });
