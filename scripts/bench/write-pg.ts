@@ -6,7 +6,11 @@
  * (database options) run alternately, each round on a fresh database.
  *
  *   npx tsx scripts/bench/write-pg.ts [--messages 2000] [--batch 11] [--rounds 3]
- *     [--variants "name=CREATE DATABASE options;name2=..."]   (default: one variant, no options)
+ *     [--variants "name=SPEC;name2=SPEC..."]   (default: one variant, "base=")
+ *
+ * A variant's SPEC is CREATE DATABASE options ("TEMPLATE template0 LC_COLLATE 'C'"), or '+' and SQL
+ * run after the migrations (schema tenant_default: "+DROP INDEX tenant_default.sp_token_rid_idx"),
+ * or "no-index-rows" (the versions without their index rows: what the rows cost in all).
  */
 import { readFileSync } from 'node:fs';
 import { openDatabase } from '../../src/store/engines.js';
@@ -21,7 +25,7 @@ const MESSAGES = (args.get('messages') as number | undefined) ?? 2000;
 const BATCH = (args.get('batch') as number | undefined) ?? 11;
 const ROUNDS = (args.get('rounds') as number | undefined) ?? 3;
 const ADMIN = (args.get('pg-url') as string | undefined) ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const variants = ((args.get('variants') as string | undefined) ?? 'default=').split(';').map((v) => {
+const variants = ((args.get('variants') as string | undefined) ?? 'base=').split(';').map((v) => {
   const [name, ...rest] = v.split('=');
   return { name: name!, options: rest.join('=') };
 });
@@ -41,17 +45,21 @@ console.log(`${MESSAGES} messages, ${versions.flat().length} resources, ${rows} 
 const results = new Map<string, number[]>();
 for (let round = 0; round < ROUNDS; round++) {
   for (const variant of variants) {
-    const scratch = await createScratchDatabase(ADMIN, '', variant.options);
+    const sql = variant.options.startsWith('+') ? variant.options.slice(1) : undefined;
+    const noRows = variant.options === 'no-index-rows';
+    const scratch = await createScratchDatabase(ADMIN, '', sql !== undefined || noRows ? '' : variant.options);
     const db = await openDatabase({ databaseUrl: scratch.url, poolSize: 1 });
     try {
       const store = new ResourceStore(db, 'tenant_default');
       await store.migrate();
+      if (sql) await db.exec(sql);
       const pid = Number((await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
       await adminQuery(ADMIN, 'CHECKPOINT');
       const t0 = ticks(pid);
       const w0 = performance.now();
       for (let i = 0; i < versions.length; i += BATCH) {
-        const batch = versions.slice(i, i + BATCH).flat();
+        let batch = versions.slice(i, i + BATCH).flat();
+        if (noRows) batch = batch.map((v) => ({ ...v, indexRows: [] }));
         await db.transaction((tx) => store.insertNew(tx, batch));
       }
       const ms = ((ticks(pid) - t0) * 10) / MESSAGES;
