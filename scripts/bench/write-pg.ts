@@ -6,7 +6,7 @@
  * (database options) run alternately, each round on a fresh database.
  *
  *   npx tsx scripts/bench/write-pg.ts [--messages 2000] [--batch 11] [--rounds 3]
- *     [--variants "name=SPEC;name2=SPEC..."]   (default: one variant, "base=")
+ *     [--variants "name=SPEC;;name2=SPEC..."]   (default: one variant, "base=")
  *
  * A variant's SPEC is CREATE DATABASE options ("TEMPLATE template0 LC_COLLATE 'C'"), or '+' and SQL
  * run after the migrations (schema tenant_default: "+DROP INDEX tenant_default.sp_token_rid_idx"),
@@ -25,7 +25,7 @@ const MESSAGES = (args.get('messages') as number | undefined) ?? 2000;
 const BATCH = (args.get('batch') as number | undefined) ?? 11;
 const ROUNDS = (args.get('rounds') as number | undefined) ?? 3;
 const ADMIN = (args.get('pg-url') as string | undefined) ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const variants = ((args.get('variants') as string | undefined) ?? 'base=').split(';').map((v) => {
+const variants = ((args.get('variants') as string | undefined) ?? 'base=').split(';;').map((v) => {
   const [name, ...rest] = v.split('=');
   return { name: name!, options: rest.join('=') };
 });
