@@ -303,7 +303,7 @@ export function migrations(schema: string): string[] {
  * ids, parameter names, codes, systems, reference targets) compare byte-wise (COLLATE "C"). Under
  * a linguistic collation (en_US.UTF-8, and C.UTF-8 before PostgreSQL 17) every comparison goes
  * through strcoll(), and the search index's B-trees are compared ~180 times per HL7 v2 message:
- * 8% of PostgreSQL's CPU for the write statement (scripts/bench/write-pg.ts). Equality is the same
+ * ~10% of PostgreSQL's CPU for the write statement (scripts/bench/write-pg.ts). Equality is the same
  * under any deterministic collation. Columns compared to each other change together, so that
  * joins (sp_reference → resource) keep using the indexes. Left as they were: values searched by
  * prefix (sp_string.norm, sp_uri.value: text_pattern_ops is byte-wise already) and text that is
