@@ -49,6 +49,8 @@ export interface HistoryCursor {
 }
 
 const VERSION_COLUMNS = 'resource_type, id, version_id, last_updated, deleted, content';
+/** The same, of a table aliased r. */
+const VERSION_COLUMNS_OF_R = VERSION_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ');
 
 interface VersionRow {
   rid?: string | number;
@@ -123,7 +125,7 @@ export class ResourceStore {
     const out = new Map<string, { version?: CurrentVersion; referenced: boolean }>();
     if (targets.length === 0) return out;
     const r = await client.query<Partial<VersionRow> & { target: string; referenced: boolean }>(
-      `SELECT k.t || '/' || k.i AS target, r.rid, r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content,
+      `SELECT k.t || '/' || k.i AS target, r.rid, ${VERSION_COLUMNS_OF_R},
               EXISTS (SELECT 1 FROM ${this.s}.sp_reference x
                       WHERE x.target_type = k.t AND x.target_id = k.i AND x.resource_type = $2 AND x.param = $3) AS referenced
        FROM (SELECT e->>0 AS t, e->>1 AS i FROM json_array_elements($1::json) e) k

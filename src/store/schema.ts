@@ -9,6 +9,18 @@
  *   in the same transaction.
  */
 
+/** The index tables' extended statistics: table and columns (created in one migration, narrowed in a later one). */
+const EXTENDED_STATISTICS: ReadonlyArray<readonly [string, string]> = [
+  ['sp_token', 'resource_type, param, code'],
+  ['sp_reference', 'resource_type, param, target_type'],
+  ['sp_string', 'resource_type, param'],
+  ['sp_date', 'resource_type, param'],
+  ['sp_number', 'resource_type, param'],
+  ['sp_quantity', 'resource_type, param, code'],
+  ['sp_uri', 'resource_type, param'],
+  ['sp_composite', 'resource_type, param, c1_b'],
+];
+
 /** Each migration is applied once per tenant schema, in order, recorded in schema_migrations. */
 export function migrations(schema: string): string[] {
   const s = quoteIdent(schema);
@@ -149,16 +161,7 @@ export function migrations(schema: string): string[] {
     // Extended statistics on the index tables: a parameter name mostly belongs to a few resource
     // types and its values to it, so the planner must not multiply their selectivities as if they
     // were independent (row estimates off by 100x+ misplan chained and _has searches, links-sql.ts).
-    `
-    CREATE STATISTICS ${s}.sp_token_stats ON resource_type, param, code FROM ${s}.sp_token;
-    CREATE STATISTICS ${s}.sp_reference_stats ON resource_type, param, target_type FROM ${s}.sp_reference;
-    CREATE STATISTICS ${s}.sp_string_stats ON resource_type, param FROM ${s}.sp_string;
-    CREATE STATISTICS ${s}.sp_date_stats ON resource_type, param FROM ${s}.sp_date;
-    CREATE STATISTICS ${s}.sp_number_stats ON resource_type, param FROM ${s}.sp_number;
-    CREATE STATISTICS ${s}.sp_quantity_stats ON resource_type, param, code FROM ${s}.sp_quantity;
-    CREATE STATISTICS ${s}.sp_uri_stats ON resource_type, param FROM ${s}.sp_uri;
-    CREATE STATISTICS ${s}.sp_composite_stats ON resource_type, param, c1_b FROM ${s}.sp_composite;
-    `,
+    EXTENDED_STATISTICS.map(([table, columns]) => `CREATE STATISTICS ${s}.${table}_stats ON ${columns} FROM ${s}.${table};`).join('\n'),
     // Transactional outbox (src/subscriptions/outbox.ts): one row per written version, in the writing
     // transaction. tx is the writer's transaction id: the relay reads in (tx, seq) order and only
     // below the oldest running transaction, so a late commit of a lower seq is never skipped.
@@ -336,22 +339,12 @@ function keyCollation(s: string): string {
  */
 function plannerStatistics(s: string): string {
   const noStats = (table: string, columns: string[]) => `ALTER TABLE ${s}.${table} ${columns.map((col) => `ALTER COLUMN ${col} SET STATISTICS 0`).join(', ')};`;
-  const extended: Array<[string, string]> = [
-    ['sp_token', 'resource_type, param, code'],
-    ['sp_reference', 'resource_type, param, target_type'],
-    ['sp_string', 'resource_type, param'],
-    ['sp_date', 'resource_type, param'],
-    ['sp_number', 'resource_type, param'],
-    ['sp_quantity', 'resource_type, param, code'],
-    ['sp_uri', 'resource_type, param'],
-    ['sp_composite', 'resource_type, param, c1_b'],
-  ];
   return [
     noStats('resource', ['content']),
     noStats('resource_history', ['content']),
     noStats('sp_token', ['display']),
     noStats('hl7_message', ['raw', 'ack', 'error', 'resources']),
-    ...extended.map(([table, columns]) => `DROP STATISTICS ${s}.${table}_stats; CREATE STATISTICS ${s}.${table}_stats (dependencies, mcv) ON ${columns} FROM ${s}.${table};`),
+    ...EXTENDED_STATISTICS.map(([table, columns]) => `DROP STATISTICS ${s}.${table}_stats; CREATE STATISTICS ${s}.${table}_stats (dependencies, mcv) ON ${columns} FROM ${s}.${table};`),
   ].join('\n');
 }
 
