@@ -97,12 +97,14 @@ class TokenMatches {
     if (p.filters.length !== 1 || p.sort.length || p.offset || p.cursor || !f || f.negate || f.modifier || f.path || !('table' in f.source) || f.source.table !== 'sp_token') return false;
     if (!f.anyOf.every((c) => c.kind === 'token' && c.code !== undefined)) return false;
     for (const c of f.anyOf as Array<{ system?: string | null; code: string }>) {
-      this.rows.k.push(k);
-      this.rows.type.push(p.resourceType);
-      this.rows.param.push(f.source.indexParam);
-      this.rows.code.push(c.code);
-      this.rows.anySystem.push(c.system === undefined);
-      this.rows.system.push(c.system ?? null);
+      for (const param of f.source.indexParams) {
+        this.rows.k.push(k);
+        this.rows.type.push(p.resourceType);
+        this.rows.param.push(param);
+        this.rows.code.push(c.code);
+        this.rows.anySystem.push(c.system === undefined);
+        this.rows.system.push(c.system ?? null);
+      }
     }
     this.size++;
     return true;

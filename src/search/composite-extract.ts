@@ -21,7 +21,7 @@ import { compositeSpec, type ComponentSpec } from './composite.js';
 import { extractParamRows, type IndexRow } from './extract.js';
 import { compileSimplePath, normalizeTypeName, type TypedValue } from './fastpath.js';
 import { searchParamsFor, splitUnion, type SearchParamDef } from './parameters.js';
-import type { SearchRegistry } from './registry.js';
+import { ownsRows, type SearchRegistry } from './registry.js';
 import { epochMs } from './sql-conditions.js';
 
 /** Most rows one element may contribute (combinations of component values). */
@@ -124,7 +124,7 @@ function compositesOf(params: ReadonlyMap<string, SearchParamDef>): CompiledComp
   if (!list) {
     list = [];
     for (const def of params.values()) {
-      if (def.type !== 'composite') continue;
+      if (def.type !== 'composite' || !ownsRows(params, def.code)) continue;
       const compiled = compileComposite(def, params);
       if (compiled) list.push(compiled);
     }

@@ -72,13 +72,14 @@ export type ComponentParser = (type: SearchParamType, value: string) => Conditio
  */
 export function compositeFilter(
   def: SearchParamDef,
+  indexParams: readonly string[],
   spec: { components: ComponentSpec[] },
   modifier: string | undefined,
   rawValues: string[],
   parseComponent: ComponentParser,
   bad: (msg: string) => Error,
 ): SearchFilter {
-  const source = { table: 'sp_composite' as const, indexParam: def.code };
+  const source = { table: 'sp_composite' as const, indexParams };
   if (modifier === 'missing') {
     return { code: def.code, type: 'composite', modifier, source, negate: false, anyOf: missingConditions(rawValues, bad) };
   }

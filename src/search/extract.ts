@@ -31,7 +31,7 @@ import { searchParamsFor, type SearchParamDef, type SearchParamType, type TypedV
 import { compositeIndexRows } from './composite-extract.js';
 import { RowSink } from './row-sink.js';
 import { isTypeOrSubtype } from './fastpath.js';
-import { indexParamOf, type SearchRegistry } from './registry.js';
+import { ownsRows, type SearchRegistry } from './registry.js';
 import { clipChars, MAX_DATE, MAX_INDEXED_TEXT, MIN_DATE, normForIndex, numberRange, parseDate, decimalRange, type DecimalRange } from './values.js';
 
 /** One index row (values aligned with INDEX_COLUMNS[table]; numeric bounds are exact decimal strings). */
@@ -77,8 +77,8 @@ function indexedParams(resourceType: string, registry?: SearchRegistry): Indexed
   const all = registry ? registry.paramsFor(resourceType) : searchParamsFor(resourceType);
   let list = indexedCache.get(all);
   if (!list) {
-    // A parameter whose rows another one writes (indexParamOf) adds none of its own.
-    const defs = [...all.values()].filter((d) => !COLUMN_PARAMS.has(d.code) && TABLE_FOR_TYPE[d.type] !== undefined && d.expression && indexParamOf(all, d.code) === d.code);
+    // A parameter read through other parameters' rows (registry.ts indexParamsOf) adds none of its own.
+    const defs = [...all.values()].filter((d) => !COLUMN_PARAMS.has(d.code) && TABLE_FOR_TYPE[d.type] !== undefined && d.expression && ownsRows(all, d.code));
     list = { defs, segmented: ![...all.keys()].some((code) => code.includes(':')) };
     indexedCache.set(all, list);
   }

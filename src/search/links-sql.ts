@@ -32,7 +32,7 @@
  */
 import type { Binder, Ctx } from './query-sql.js';
 import type { FilterLink, SearchFilter } from './query-types.js';
-import { anyOfSql, REFERENCE_URL } from './sql-conditions.js';
+import { anyOfSql, paramIs, REFERENCE_URL } from './sql-conditions.js';
 
 type FilterSqlFn = (f: SearchFilter, ctx: Ctx) => string;
 
@@ -89,9 +89,9 @@ class LinkSql {
     const plain: SearchFilter = { ...f, path: undefined };
     const positive = 'table' in f.source && !f.negate && f.anyOf.every((c) => c.kind !== 'missing');
     if (positive && 'table' in f.source) {
-      const { table, indexParam } = f.source;
+      const { table, indexParams } = f.source;
       const col = table === 'sp_reference' ? REFERENCE_URL : undefined;
-      return `SELECT i.rid FROM ${s}.${table} i WHERE ${typeIs('i.resource_type', types, b)} AND i.param = ${b.add(indexParam)} AND ${anyOfSql(f.anyOf, b, s, col)}`;
+      return `SELECT i.rid FROM ${s}.${table} i WHERE ${typeIs('i.resource_type', types, b)} AND ${paramIs('i.param', indexParams, b)} AND ${anyOfSql(f.anyOf, b, s, col)}`;
     }
     // Negations, :missing, _id and _lastUpdated: test each resource of the type(s).
     const x = `x${++this.depth}`;

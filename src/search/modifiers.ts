@@ -63,8 +63,8 @@ function ofType(v: string, bad: (m: string) => Error): Condition {
  * The filter for `code:modifier=rawValues` when `modifier` is one handled here for the type of
  * `def`, else undefined. `rawValues`: the comma-separated alternatives, escapes kept.
  */
-/** `stored`: the parameter whose index rows hold the values (registry.ts indexParamOf). */
-export function modifierFilter(def: SearchParamDef, code: string, modifier: string, rawValues: string[], bad: (m: string) => Error, stored = code): SearchFilter | undefined {
+/** `stored`: the parameters whose index rows hold the values (registry.ts indexParamsOf). */
+export function modifierFilter(def: SearchParamDef, code: string, modifier: string, rawValues: string[], bad: (m: string) => Error, stored: readonly string[] = [code]): SearchFilter | undefined {
   if (def.type === 'token') {
     switch (modifier) {
       case 'below':
@@ -74,7 +74,7 @@ export function modifierFilter(def: SearchParamDef, code: string, modifier: stri
       case 'not-in':
         return filter(code, def, modifier, 'sp_token', stored, modifier === 'not-in', rawValues.map((v) => inValueSet(v, bad)));
       case 'of-type':
-        return filter(code, def, modifier, 'sp_token', `${stored}:of-type`, false, rawValues.map((v) => ofType(v, bad)));
+        return filter(code, def, modifier, 'sp_token', stored.map((p) => `${p}:of-type`), false, rawValues.map((v) => ofType(v, bad)));
     }
   }
   if (def.type === 'reference' && (modifier === 'below' || modifier === 'above')) {
@@ -94,9 +94,9 @@ function filter(
   def: SearchParamDef,
   modifier: string,
   table: 'sp_token' | 'sp_reference',
-  indexParam: string,
+  indexParams: readonly string[],
   negate: boolean,
   anyOf: Condition[],
 ): SearchFilter {
-  return { code, type: def.type, modifier, source: { table, indexParam }, negate, anyOf };
+  return { code, type: def.type, modifier, source: { table, indexParams }, negate, anyOf };
 }

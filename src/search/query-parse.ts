@@ -13,7 +13,7 @@ import { compositeFilter, compositeSpec } from './composite.js';
 import { splitEscaped, unescape } from './escapes.js';
 import { TABLE_FOR_TYPE } from './extract.js';
 import { REFERENCE_MODIFIERS, TOKEN_MODIFIERS, modifierFilter } from './modifiers.js';
-import { indexParamOf } from './registry.js';
+import { indexParamsOf } from './registry.js';
 import { isResourceType, searchParamsFor, type SearchParamDef, type SearchParamType } from './parameters.js';
 import {
   MAX_COUNT,
@@ -178,7 +178,7 @@ class Parser {
         this.unknown(code, `_sort=${code}`);
         continue;
       }
-      keys.push({ code, descending, source: { table, indexParam: indexParamOf(this.params, code), type: def.type } });
+      keys.push({ code, descending, source: { table, indexParams: indexParamsOf(this.params, code), type: def.type } });
     }
     this.parsed.sort = keys;
   }
@@ -214,9 +214,9 @@ class Parser {
     }
 
     const table = TABLE_FOR_TYPE[def.type]!;
-    // The rows may be stored under another parameter with the same values (registry.ts).
-    const stored = indexParamOf(this.paramsOf(def.base), code);
-    let indexParam = stored;
+    // The rows may be stored under other parameters (the same values, or the parts of a union: registry.ts).
+    const stored = indexParamsOf(this.paramsOf(def.base), code);
+    let indexParams = stored;
     let negate = false;
     let typeModifier: string | undefined;
     if (modifier !== undefined) {
@@ -232,7 +232,7 @@ class Parser {
     }
 
     if (modifier === 'missing') {
-      return { code, type: def.type, modifier, source: { table, indexParam }, negate: false, anyOf: missingConditions(rawValues, bad) };
+      return { code, type: def.type, modifier, source: { table, indexParams }, negate: false, anyOf: missingConditions(rawValues, bad) };
     }
     const special = modifier === undefined ? undefined : modifierFilter(def, code, modifier, rawValues, bad, stored);
     if (special) return special;
@@ -254,7 +254,7 @@ class Parser {
       case 'reference':
         if (modifier === 'identifier') {
           filterTable = 'sp_token';
-          indexParam = `${code}:identifier`;
+          indexParams = [`${code}:identifier`];
           anyOf = rawValues.map((v) => tokenCondition(v, bad));
         } else {
           anyOf = rawValues.map((v) => referenceCondition(unescape(v), typeModifier, bad));
@@ -268,7 +268,7 @@ class Parser {
         break;
       case 'quantity':
         // UCUM quantities in convertible units are searched in canonical form (ucum.ts).
-        ({ indexParam, anyOf } = canonicalQuantitySearch(stored, rawValues.map((v) => quantityCondition(v, bad))));
+        ({ indexParams, anyOf } = canonicalQuantitySearch(stored, rawValues.map((v) => quantityCondition(v, bad))));
         break;
       case 'uri':
         anyOf = rawValues.map((v): Condition => {
@@ -281,7 +281,7 @@ class Parser {
       default:
         return undefined;
     }
-    return { code, type: def.type, modifier, source: { table: filterTable, indexParam }, negate, anyOf };
+    return { code, type: def.type, modifier, source: { table: filterTable, indexParams }, negate, anyOf };
   }
 
   /** A composite parameter (composite.ts): each `$`-separated part parsed as its component's type. */
@@ -295,7 +295,7 @@ class Parser {
       const part = { code, type, base: def.base, url: def.url } as SearchParamDef;
       return this.filter(part, code, key, undefined, v)?.anyOf ?? [];
     };
-    return compositeFilter(def, spec, modifier, rawValues, parsePart, bad);
+    return compositeFilter(def, indexParamsOf(this.paramsOf(def.base), code), spec, modifier, rawValues, parsePart, bad);
   }
 
   private badModifier(code: string, key: string, modifier: string) {

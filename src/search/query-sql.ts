@@ -11,7 +11,7 @@ import { quoteIdent } from '../store/schema.js';
 import type { SearchParamType } from './parameters.js';
 import { linkedFilterSql } from './links-sql.js';
 import type { ParsedSearch, SearchFilter, SortKey } from './query-types.js';
-import { anyOfSql, rangeCondition, REFERENCE_URL, type RangeExprs } from './sql-conditions.js';
+import { anyOfSql, paramIs, rangeCondition, REFERENCE_URL, type RangeExprs } from './sql-conditions.js';
 
 export class Binder {
   readonly params: unknown[] = [];
@@ -45,15 +45,15 @@ export function filterSql(f: SearchFilter, ctx: Ctx): string {
     const alts = f.anyOf.map((c) => (c.kind === 'date' ? rangeCondition(c, target, b) : 'FALSE'));
     return alts.length === 1 ? alts[0]! : `(${alts.join(' OR ')})`;
   }
-  const { table, indexParam } = f.source;
-  const rows = `SELECT 1 FROM ${ctx.s}.${table} i WHERE i.rid = ${r}.rid AND i.resource_type = ${ctx.rt} AND i.param = ${b.add(indexParam)}`;
+  const { table, indexParams } = f.source;
+  const rows = `SELECT 1 FROM ${ctx.s}.${table} i WHERE i.rid = ${r}.rid AND i.resource_type = ${ctx.rt} AND ${paramIs('i.param', indexParams, b)}`;
   if (f.anyOf.every((c) => c.kind === 'missing')) {
     const wanted = new Set(f.anyOf.map((c) => (c as { missing: boolean }).missing));
     if (wanted.size === 2) return 'TRUE';
     let present = `EXISTS (${rows})`;
     if (table === 'sp_reference') {
       // A reference given only by identifier is indexed as a token row under '<code>:identifier'.
-      const idRows = `SELECT 1 FROM ${ctx.s}.sp_token i WHERE i.rid = ${r}.rid AND i.resource_type = ${ctx.rt} AND i.param = ${b.add(`${indexParam}:identifier`)}`;
+      const idRows = `SELECT 1 FROM ${ctx.s}.sp_token i WHERE i.rid = ${r}.rid AND i.resource_type = ${ctx.rt} AND ${paramIs('i.param', indexParams.map((p) => `${p}:identifier`), b)}`;
       present = `(${present} OR EXISTS (${idRows}))`;
     }
     return wanted.has(true) ? `NOT ${present}` : present;
@@ -82,11 +82,11 @@ const SORT_COLUMNS: Partial<Record<SearchParamType, [string, string]>> = {
 /** The value a resource is sorted on for `key` (NULL when it has none); keyset paging compares it too. */
 export function sortValueSql(key: SortKey, ctx: Ctx): string {
   if ('column' in key.source) return `r.${key.source.column}`;
-  const { table, indexParam, type } = key.source;
+  const { table, indexParams, type } = key.source;
   const cols = SORT_COLUMNS[type];
   if (!cols) throw new Error(`cannot sort on ${type}`);
   const agg = key.descending ? `max(${cols[1]})` : `min(${cols[0]})`;
-  return `(SELECT ${agg} FROM ${ctx.s}.${table} i WHERE i.rid = r.rid AND i.resource_type = ${ctx.rt} AND i.param = ${ctx.b.add(indexParam)})`;
+  return `(SELECT ${agg} FROM ${ctx.s}.${table} i WHERE i.rid = r.rid AND i.resource_type = ${ctx.rt} AND ${paramIs('i.param', indexParams, ctx.b)})`;
 }
 
 function sortSql(key: SortKey, ctx: Ctx): string {

@@ -49,8 +49,11 @@ export interface SearchFilter {
   code: string;
   type: SearchParamType;
   modifier?: string;
-  /** Where the values live: an index table (rows with param = indexParam) or a column of `resource`. */
-  source: { table: IndexTable; indexParam: string } | { column: 'id' | 'last_updated' };
+  /**
+   * Where the values live: an index table (rows whose param is one of indexParams: registry.ts
+   * indexParamsOf) or a column of `resource`.
+   */
+  source: { table: IndexTable; indexParams: readonly string[] } | { column: 'id' | 'last_updated' };
   /** :not — resources with no value matching any alternative. */
   negate: boolean;
   anyOf: Condition[];
@@ -65,7 +68,7 @@ export interface SearchFilter {
 export interface SortKey {
   code: string;
   descending: boolean;
-  source: { table: IndexTable; indexParam: string; type: SearchParamType } | { column: 'id' | 'last_updated' };
+  source: { table: IndexTable; indexParams: readonly string[]; type: SearchParamType } | { column: 'id' | 'last_updated' };
 }
 
 export interface ParsedSearch {

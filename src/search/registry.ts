@@ -12,7 +12,8 @@
  */
 import r4 from 'fhirpath/fhir-context/r4';
 import type { SearchParameter } from 'fhir/r4.js';
-import { isResourceType, makeDef, searchParamsFor, type SearchParamDef, type SearchParamType } from './parameters.js';
+import { compositeSpec } from './composite.js';
+import { isResourceType, makeDef, searchParamsFor, splitUnion, type SearchParamDef, type SearchParamType } from './parameters.js';
 
 export interface SearchRegistry {
   /**
@@ -72,37 +73,96 @@ export class LayeredRegistry implements SearchRegistry {
 }
 
 /**
- * Value types whose identical parameters share index rows. A reference parameter always keeps its
- * own rows: chains, _include, _revinclude and compartments name reference parameters directly.
+ * Types whose parameters may be read through other parameters' rows. A reference parameter always
+ * keeps its own rows: chains, _include, _revinclude and compartments name reference parameters
+ * directly.
  */
-const SHAREABLE: ReadonlySet<SearchParamType> = new Set(['string', 'token', 'date', 'number', 'quantity', 'uri']);
-const sharedCache = new WeakMap<ReadonlyMap<string, SearchParamDef>, ReadonlyMap<string, string>>();
+const SHAREABLE: ReadonlySet<SearchParamType> = new Set(['string', 'token', 'date', 'number', 'quantity', 'uri', 'composite']);
+const storedCache = new WeakMap<ReadonlyMap<string, SearchParamDef>, ReadonlyMap<string, readonly string[]>>();
+
+/** A union branch without the parentheses around all of it: `(Observation.value.ofType(Quantity))`. */
+function bareBranch(branch: string): string {
+  let b = branch.trim();
+  while (b.startsWith('(') && b.endsWith(')')) {
+    let depth = 0;
+    let wraps = true;
+    for (let i = 0; i < b.length - 1 && wraps; i++) {
+      if (b[i] === '(') depth++;
+      else if (b[i] === ')' && --depth === 0) wraps = false;
+    }
+    if (!wraps) break;
+    b = b.slice(1, -1).trim();
+  }
+  return b;
+}
 
 /**
- * The parameter code whose index rows hold `code`'s values among `params` (one type's map from a
- * registry). Parameters of a shareable type with the same type and expression select the same
- * values, so their rows are written once, under one of their codes, and the others are searched
- * and sorted through those rows (R4: `phonetic` and `name` of Patient, Person, Practitioner and
- * RelatedPerson; 6% of the rows an HL7 v2 ADT writes). A core parameter owns its group, so a
- * tenant's custom parameter with a core one's expression finds existing resources without a
- * reindex; a custom parameter that replaces a group's owner splits the group, and the reindex
- * that any changed definition needs (reindex-job.ts) writes the rows.
+ * The parameter codes whose index rows hold `code`'s values among `params` (one type's map from a
+ * registry); `[code]` when it has rows of its own. Two cases, both driven by the definitions:
+ * - Same values: parameters of a shareable type with the same type and expression (and, for
+ *   composites, the same components) are written once, under one of their codes (R4: `phonetic`
+ *   is `name` of Patient, Person, Practitioner and RelatedPerson).
+ * - A union: a parameter whose expression's branches are exactly those of other parameters of the
+ *   same type (and components) is read through their rows (R4: Observation `combo-code` is
+ *   `code` | `component-code`, `combo-value-quantity`, `combo-code-value-quantity`... — a third of
+ *   an Observation's rows). Every search form reads "some row of the parameter matches", which is
+ *   the same over the parts' rows; sorting takes the least or greatest of them all.
+ * A core parameter owns its group, so a tenant's custom parameter with a core one's expression
+ * finds existing resources without a reindex; a custom parameter that replaces a group's owner or a
+ * union's part splits the group, and the reindex that any changed definition needs
+ * (reindex-job.ts) writes the rows.
  */
-export function indexParamOf(params: ReadonlyMap<string, SearchParamDef>, code: string): string {
-  let shared = sharedCache.get(params);
-  if (!shared) {
-    const first = new Map<string, string>();
-    const byCode = new Map<string, string>();
-    // Core parameters own their groups (their rows exist already), then the first code in sort order.
-    const rank = (d: SearchParamDef) => `${searchParamsFor(d.base).get(d.code) === d ? 0 : 1}${d.code}`;
-    for (const def of [...params.values()].sort((a, b) => (rank(a) < rank(b) ? -1 : rank(a) > rank(b) ? 1 : 0))) {
-      if (!SHAREABLE.has(def.type) || !def.expression) continue;
-      const key = `${def.type} ${def.expression}`;
-      const owner = first.get(key);
-      if (owner === undefined) first.set(key, def.code);
-      else byCode.set(def.code, owner);
+export function indexParamsOf(params: ReadonlyMap<string, SearchParamDef>, code: string): readonly string[] {
+  let stored = storedCache.get(params);
+  if (!stored) storedCache.set(params, (stored = storedParams(params)));
+  return stored.get(code) ?? [code];
+}
+
+/** Whether `code` has index rows of its own (indexParamsOf). */
+export function ownsRows(params: ReadonlyMap<string, SearchParamDef>, code: string): boolean {
+  const stored = indexParamsOf(params, code);
+  return stored.length === 1 && stored[0] === code;
+}
+
+/** The parameters read through other parameters' rows (indexParamsOf), and those rows' codes. */
+function storedParams(params: ReadonlyMap<string, SearchParamDef>): ReadonlyMap<string, readonly string[]> {
+  interface Candidate { def: SearchParamDef; kind: string; branches: ReadonlySet<string> }
+  // Core parameters first (their rows exist already), then by code: the first of a group owns it.
+  const rank = (d: SearchParamDef) => `${searchParamsFor(d.base).get(d.code) === d ? 0 : 1}${d.code}`;
+  const candidates: Candidate[] = [];
+  for (const def of [...params.values()].sort((a, b) => (rank(a) < rank(b) ? -1 : rank(a) > rank(b) ? 1 : 0))) {
+    if (!SHAREABLE.has(def.type) || !def.expression) continue;
+    let kind: string = def.type;
+    if (def.type === 'composite') {
+      const spec = compositeSpec(def, params);
+      if (!spec) continue;
+      kind += ` ${spec.components.map((c) => `${c.type}:${c.expression}`).join(' ')}`;
     }
-    sharedCache.set(params, (shared = byCode));
+    candidates.push({ def, kind, branches: new Set(splitUnion(def.expression).map(bareBranch)) });
   }
-  return shared.get(code) ?? code;
+  const out = new Map<string, readonly string[]>();
+  const owners = new Map<string, string>();
+  const storedOf = (d: SearchParamDef) => out.get(d.code) ?? [d.code];
+  // Fewer branches first: a union's parts are settled before it.
+  const bySize = [...candidates].sort((a, b) => a.branches.size - b.branches.size);
+  for (const c of bySize) {
+    const key = `${c.kind}\u0000${[...c.branches].sort().join('\u0000')}`;
+    const owner = owners.get(key);
+    if (owner !== undefined) {
+      out.set(c.def.code, storedOf(params.get(owner)!));
+      continue;
+    }
+    owners.set(key, c.def.code);
+    if (c.branches.size < 2) continue;
+    // Parts: smaller parameters of the same kind whose branches are all c's, largest first, disjoint.
+    const covered = new Set<string>();
+    const parts: string[] = [];
+    for (const p of bySize.filter((p) => p.kind === c.kind && p.branches.size < c.branches.size).sort((a, b) => b.branches.size - a.branches.size)) {
+      if (![...p.branches].every((b) => c.branches.has(b) && !covered.has(b))) continue;
+      for (const b of p.branches) covered.add(b);
+      for (const stored of storedOf(p.def)) if (!parts.includes(stored)) parts.push(stored);
+    }
+    if (covered.size === c.branches.size) out.set(c.def.code, parts);
+  }
+  return out;
 }

@@ -6,6 +6,11 @@
  */
 import type { Binder } from './query-sql.js';
 import type { Condition } from './query-types.js';
+
+/** `column` holds one of the index parameters `params` (registry.ts indexParamsOf): usually one. */
+export function paramIs(column: string, params: readonly string[], b: Binder): string {
+  return params.length === 1 ? `${column} = ${b.add(params[0])}` : `${column} = ANY(${b.add(params)}::text[])`;
+}
 import { escapeLike } from './values.js';
 
 /** A date / number target: SQL expressions for its range. */

@@ -149,14 +149,14 @@ export const canonicalParam = (code: string) => `${code}:canonical`;
  * Where and how to search the parsed values of quantity parameter `code`: in canonical form on
  * `<code>:canonical` when all of them are UCUM quantities in convertible units, else as parsed.
  */
-export function canonicalQuantitySearch(code: string, anyOf: Condition[]): { indexParam: string; anyOf: Condition[] } {
+export function canonicalQuantitySearch(stored: readonly string[], anyOf: Condition[]): { indexParams: readonly string[]; anyOf: Condition[] } {
   const converted: Condition[] = [];
   for (const c of anyOf) {
     const canonical = c.kind === 'number' ? canonicalQuantity(c, c.system, c.code) : undefined;
-    if (!canonical || c.kind !== 'number') return { indexParam: code, anyOf };
+    if (!canonical || c.kind !== 'number') return { indexParams: stored, anyOf };
     converted.push({ ...c, system: canonical.system, code: canonical.code, value: canonical.value, lo: canonical.lo, hi: canonical.hi });
   }
-  return converted.length > 0 ? { indexParam: canonicalParam(code), anyOf: converted } : { indexParam: code, anyOf };
+  return converted.length > 0 ? { indexParams: stored.map(canonicalParam), anyOf: converted } : { indexParams: stored, anyOf };
 }
 
 export function installUcumCanonicalizer(): void {

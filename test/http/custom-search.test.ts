@@ -123,6 +123,64 @@ describe.each(ENGINES)('custom search parameters on %s', (engine) => {
     expect(await search('moniker:exact=Amy')).toEqual([amy.body.id]);
   });
 
+  it('combo-* parameters are searched through the plain and component parameters: every form, sort, chains, conditional create', async () => {
+    const LOINC = 'http://loinc.org';
+    const tag = { meta: { tag: [{ system: 'http://example.org/test', code: 'combo-union' }] } };
+    const subject = await call(t.base, 'POST', '/Patient', { resourceType: 'Patient', name: [{ family: 'Combounion' }] });
+    const weight = await call(t.base, 'POST', '/Observation', {
+      resourceType: 'Observation', ...tag, status: 'final', subject: { reference: `Patient/${subject.body.id}` },
+      code: { coding: [{ system: LOINC, code: '29463-7', display: 'Body weight' }] },
+      valueQuantity: { value: 72.5, unit: 'kg', system: UCUM, code: 'kg' },
+    });
+    const pressure = await call(t.base, 'POST', '/Observation', {
+      resourceType: 'Observation', ...tag, status: 'final',
+      code: { coding: [{ system: LOINC, code: '85354-9', display: 'Blood pressure panel' }] },
+      component: [
+        { code: { coding: [{ system: LOINC, code: '8480-6', display: 'Systolic blood pressure' }] }, valueQuantity: { value: 120, unit: 'mmHg', system: UCUM, code: 'mm[Hg]' } },
+        { code: { coding: [{ system: LOINC, code: '8462-4', display: 'Diastolic blood pressure' }] }, valueQuantity: { value: 80, unit: 'mmHg', system: UCUM, code: 'mm[Hg]' } },
+      ],
+    });
+    const screen = await call(t.base, 'POST', '/Observation', {
+      resourceType: 'Observation', ...tag, status: 'final',
+      code: { coding: [{ system: LOINC, code: '94500-6', display: 'SARS-CoV-2 RNA' }] },
+      dataAbsentReason: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/data-absent-reason', code: 'not-performed' }] },
+      component: [{ code: { coding: [{ system: LOINC, code: '94309-2' }] }, valueCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '260385009' }] } }],
+    });
+    for (const r of [subject, weight, pressure, screen]) expect(r.status).toBe(201);
+    const [w, p, s] = [weight.body.id, pressure.body.id, screen.body.id];
+    const strict = { prefer: 'handling=strict' };
+    const search = async (q: string, type = 'Observation') => {
+      const r = await call(t.base, 'GET', `/${type}?${type === 'Observation' ? '_tag=combo-union&' : ''}${q}`, undefined, strict);
+      expect(r.status).toBe(200);
+      return (r.body.entry ?? []).filter((e: any) => e.search?.mode === 'match').map((e: any) => e.resource.id);
+    };
+    const sorted = (xs: string[]) => [...xs].sort();
+    // The Observation's own code and its components' codes.
+    expect(await search('combo-code=29463-7')).toEqual([w]);
+    expect(await search('combo-code=http://loinc.org|8480-6')).toEqual([p]);
+    expect(sorted(await search('combo-code=85354-9,94309-2'))).toEqual(sorted([p, s]));
+    expect(await search('combo-code:text=diastolic')).toEqual([p]);
+    expect(sorted(await search('combo-code:not=8462-4'))).toEqual(sorted([w, s]));
+    expect(await search('combo-value-concept=http://snomed.info/sct|260385009')).toEqual([s]);
+    expect(await search('combo-data-absent-reason=not-performed')).toEqual([s]);
+    // Quantities: as given, in canonical UCUM units, :missing, and sorted over both.
+    expect(await search('combo-value-quantity=gt100')).toEqual([p]);
+    expect(await search(`combo-value-quantity=gt72000|${UCUM}|g`)).toEqual([w]);
+    expect(await search('combo-value-quantity:missing=true')).toEqual([s]);
+    expect(await search('_sort=combo-value-quantity')).toEqual([w, p, s]); // 72.5, then min(120, 80)
+    expect(await search('_sort=-combo-value-quantity')).toEqual([p, w, s]); // max(120, 80), then 72.5
+    // Composites: code and value of one element (the Observation or one component), never mixed.
+    expect(await search('combo-code-value-quantity=29463-7$72.5')).toEqual([w]);
+    expect(await search('combo-code-value-quantity=8462-4$80')).toEqual([p]);
+    expect(await search('combo-code-value-quantity=8480-6$80')).toEqual([]);
+    expect(await search('combo-code-value-quantity:missing=false&combo-code=85354-9')).toEqual([p]);
+    // As the last link of a reverse chain, and as a conditional create's condition (one statement).
+    expect(await search('_has:Observation:subject:combo-code=29463-7', 'Patient')).toEqual([subject.body.id]);
+    const again = await call(t.base, 'POST', '/Observation', { resourceType: 'Observation', status: 'final', code: { text: 'duplicate' } }, { 'if-none-exist': 'combo-code=http://loinc.org|8462-4' });
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(p);
+  });
+
   it('rejects a SearchParameter that cannot be used for search with 400', async () => {
     const bad = async (changes: Record<string, unknown>, pattern: RegExp) => {
       const r = await call(t.base, 'POST', '/SearchParameter', { ...mothersMaidenName, ...changes });

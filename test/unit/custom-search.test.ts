@@ -53,12 +53,12 @@ describe('UCUM canonical units', () => {
   it('searches UCUM values in canonical form, anything else as given', () => {
     const filter = (q: string) => parseSearch('Observation', [...new URLSearchParams(q)], { strict: true }).filters[0]!;
     const f = filter(`value-quantity=gt5|${UCUM_SYSTEM}|kg`);
-    expect(f.source).toEqual({ table: 'sp_quantity', indexParam: 'value-quantity:canonical' });
+    expect(f.source).toEqual({ table: 'sp_quantity', indexParams: ['value-quantity:canonical'] });
     expect(f.anyOf).toEqual([{ kind: 'number', prefix: 'gt', value: '5000', lo: '4500', hi: '5500', system: UCUM_SYSTEM, code: 'g' }]);
-    expect(filter('value-quantity=5').source).toEqual({ table: 'sp_quantity', indexParam: 'value-quantity' });
-    expect(filter('value-quantity=5||mg').source).toEqual({ table: 'sp_quantity', indexParam: 'value-quantity' });
+    expect(filter('value-quantity=5').source).toEqual({ table: 'sp_quantity', indexParams: ['value-quantity'] });
+    expect(filter('value-quantity=5||mg').source).toEqual({ table: 'sp_quantity', indexParams: ['value-quantity'] });
     // One value that does not convert: all are matched as given.
-    expect(filter(`value-quantity=5|${UCUM_SYSTEM}|mg,5|${UCUM_SYSTEM}|[IU]`).source).toEqual({ table: 'sp_quantity', indexParam: 'value-quantity' });
+    expect(filter(`value-quantity=5|${UCUM_SYSTEM}|mg,5|${UCUM_SYSTEM}|[IU]`).source).toEqual({ table: 'sp_quantity', indexParams: ['value-quantity'] });
   });
 
   it('extracts at a comparable rate with canonical rows (conversions cached per unit)', () => {
