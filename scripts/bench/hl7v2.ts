@@ -7,11 +7,11 @@
  * transaction inserting the message row and the same number of resource rows CareBridge wrote
  * (the mapped resources, as JSON), from C clients.
  *
- *   npx tsx scripts/bench/hl7v2.ts [--messages 4000] [--warmup 1000] [--connections 4] [--window 16] [--workers 1] [--engine postgres|pglite] [--keep-db] [--dist]
+ *   npx tsx scripts/bench/hl7v2.ts [--messages 4000] [--warmup 1000] [--connections 4] [--window 16] [--workers cores] [--engine postgres|pglite] [--keep-db] [--dist]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import pg from 'pg';
@@ -40,7 +40,8 @@ const N = (args.get('messages') as number | undefined) ?? 4000;
 const WARMUP = (args.get('warmup') as number | undefined) ?? 1000;
 const C = (args.get('connections') as number | undefined) ?? 4;
 const W = (args.get('window') as number | undefined) ?? 16;
-const WORKERS = (args.get('workers') as number | undefined) ?? 1;
+/** The server's default with DATABASE_URL, as `npm start` runs it: one worker per core. */
+const WORKERS = (args.get('workers') as number | undefined) ?? availableParallelism();
 const ENGINE = (args.get('engine') as string | undefined) ?? 'postgres';
 const ADMIN = (args.get('pg-url') as string | undefined) ?? DEFAULT_ADMIN_URL;
 

@@ -179,6 +179,13 @@ describe.each(ENGINES)('custom search parameters on %s', (engine) => {
     const again = await call(t.base, 'POST', '/Observation', { resourceType: 'Observation', status: 'final', code: { text: 'duplicate' } }, { 'if-none-exist': 'combo-code=http://loinc.org|8462-4' });
     expect(again.status).toBe(200);
     expect(again.body.id).toBe(p);
+    // A custom parameter with the same union (branches in another order): found at once, no reindex.
+    const sp = await call(t.base, 'POST', '/SearchParameter', {
+      ...mothersMaidenName, url: 'http://example.org/fhir/SearchParameter/observation-any-code', code: 'any-code', base: ['Observation'], type: 'token',
+      expression: 'Observation.component.code | Observation.code',
+    });
+    expect(sp.status).toBe(201);
+    expect(sorted(await search('any-code=8480-6,29463-7'))).toEqual(sorted([w, p]));
   });
 
   it('rejects a SearchParameter that cannot be used for search with 400', async () => {
