@@ -159,9 +159,17 @@ export function defaultMappingsDir(): string {
   return join(here, '../../mappings');
 }
 
+/**
+ * Objects of the mapping files without a prototype: tables are looked up with codes, names and
+ * authorities taken from messages, and `constructor` or `toString` must not find what every
+ * JavaScript object inherits.
+ */
+const withoutPrototype = (_key: string, value: unknown): unknown =>
+  value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.assign(Object.create(null) as object, value) : value;
+
 function readJson(dir: string, file: string): any {
   try {
-    return JSON.parse(readFileSync(join(dir, file), 'utf8'));
+    return JSON.parse(readFileSync(join(dir, file), 'utf8'), withoutPrototype);
   } catch (error) {
     throw new Error(`HL7 v2 mappings: cannot read ${file}: ${(error as Error).message}`);
   }

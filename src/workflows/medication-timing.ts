@@ -12,9 +12,12 @@
  */
 import type { Dosage, Duration, Timing } from 'fhir/r4.js';
 
-const UNIT_MS: Record<string, number> = { s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000, wk: 7 * 86_400_000, mo: 30 * 86_400_000, a: 365 * 86_400_000 };
-const UNIT_WORDS: Record<string, string> = { s: 'second', min: 'minute', h: 'hour', d: 'day', wk: 'week', mo: 'month', a: 'year' };
-const DURATION_CODES: Record<string, string> = { second: 's', seconds: 's', minute: 'min', minutes: 'min', hour: 'h', hours: 'h', day: 'd', days: 'd', week: 'wk', weeks: 'wk', month: 'mo', months: 'mo', year: 'a', years: 'a' };
+/** A table without a prototype: units and words come from resources, and `constructor` must not be found. */
+const table = <T>(entries: Record<string, T>): Readonly<Record<string, T>> => Object.assign(Object.create(null) as Record<string, T>, entries);
+
+const UNIT_MS = table({ s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000, wk: 7 * 86_400_000, mo: 30 * 86_400_000, a: 365 * 86_400_000 });
+const UNIT_WORDS = table({ s: 'second', min: 'minute', h: 'hour', d: 'day', wk: 'week', mo: 'month', a: 'year' });
+const DURATION_CODES = table({ second: 's', seconds: 's', minute: 'min', minutes: 'min', hour: 'h', hours: 'h', day: 'd', days: 'd', week: 'wk', weeks: 'wk', month: 'mo', months: 'mo', year: 'a', years: 'a' });
 
 function durationMs(d: Duration | undefined): number | undefined {
   if (d?.value === undefined) return undefined;

@@ -73,6 +73,18 @@ describe.each(ENGINES)('HL7 v2 ADT on %s', (engine) => {
     expect((await search(t.base, `Encounter?subject=Patient/${patients[0].id}`)).length).toBe(1);
   });
 
+  it('assigning authorities and senders named as what a JavaScript object inherits are looked up as any unknown one', async () => {
+    let a01 = withControlId(fixture('msfc_ADT01-28.hl7'), 'ADT-PROTO-1');
+    a01 = setField(a01, 'MSH', 4, 'constructor');
+    a01 = setField(a01, 'PID', 3, 'PROTO1^^^toString^MR~PROTO2^^^constructor^MR');
+    a01 = setField(a01, 'PV1', 19, '');
+    expect((await send(a01)).msa).toEqual(['MSA', 'AA', 'ADT-PROTO-1']);
+    const [patient, ...others] = await search(t.base, `Patient?identifier=${encodeURIComponent('urn:carebridge:hl7v2:authority:toString|PROTO1')}`);
+    expect(others).toEqual([]);
+    expect(patient.identifier.map((i: { system: string }) => i.system)).toEqual(['urn:carebridge:hl7v2:authority:toString', 'urn:carebridge:hl7v2:authority:constructor', 'http://hl7.org/fhir/sid/us-ssn']);
+    expect(patient.meta.source).toBe('urn:carebridge:hl7v2:in:constructor:ADT1#ADT-PROTO-1');
+  });
+
   it('A01 then A03 (2.3): the visit found by PV1-19 becomes finished; diagnoses and insurance written', async () => {
     const a01 = withControlId(fixture('msfc_ADT01-23.hl7'), 'ADT23-A01');
     expect((await send(a01)).msa[1]).toBe('AA');

@@ -73,6 +73,10 @@ describe.each(ENGINES)('HL7 v2 errors and idempotency on %s', (engine) => {
 
       expect(errOf(await client.request(dropSegments(admit('E-NOPID', 'E2'), 'PID')))).toEqual({ code: 'AE', location: 'PID^1', error: '100' });
       expect(errOf(await client.request(setField(admit('E-SEX', 'E3'), 'PID', 8, 'X')))).toEqual({ code: 'AE', location: 'PID^1^8', error: '103' });
+      // Codes and names that a JavaScript object inherits are not in the tables either.
+      for (const [i, code] of ['constructor', 'toString', '__proto__'].entries()) {
+        expect(errOf(await client.request(setField(admit(`E-SEX-${i}`, 'E3'), 'PID', 8, code)))).toEqual({ code: 'AE', location: 'PID^1^8', error: '103' });
+      }
       expect(errOf(await client.request(setField(admit('E-MRN', 'E4'), 'PID', 3, '')))).toEqual({ code: 'AE', location: 'PID^1^3', error: '101' });
       const oru = setField(withControlId(fixture('msfc_LAB-ORU-1.hl7'), 'E-NM'), 'OBX', 5, 'twelve');
       expect(errOf(await client.request(oru))).toEqual({ code: 'AE', location: 'OBX^1^5', error: '102' });

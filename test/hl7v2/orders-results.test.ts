@@ -97,6 +97,21 @@ describe.each(ENGINES)('HL7 v2 orders and results on %s', (engine) => {
     expect(erythrocytes.meta.versionId).toBe('2');
   });
 
+  it('coding system names that a JavaScript object inherits are unknown names, as any other', async () => {
+    let oru = [
+      'MSH|^~\\&|SomeSystem||TransformationAgent||20141006064500+0700||ORU^R01|ORU-PROTO|T|2.5',
+      'PID|1||PROTO-1^^^1^MR||DUCK^DAISY',
+      'OBR|1|PL-PROTO|FI-PROTO|24317-0^Hemogram^LN|||20141006092900+0700||||||||||||||||F',
+      'OBX|1|NM|99999-1^Local test^toString||4.5|mg^milligram^constructor||N|||F',
+    ].join('\r');
+    oru = withControlId(oru, 'ORU-PROTO');
+    expect((await send(oru)).msa).toEqual(['MSA', 'AA', 'ORU-PROTO']);
+    const [obs] = await search(t.base, 'Observation?code=99999-1');
+    // Unknown names: the coding without a system; the unit recognised as UCUM by its syntax.
+    expect(obs.code.coding).toEqual([{ code: '99999-1', display: 'Local test' }]);
+    expect(obs.valueQuantity).toEqual({ value: 4.5, unit: 'milligram', system: UCUM, code: 'mg' });
+  });
+
   it('OML^O21 (2.5.1): the order with its requester and supporting observation', async () => {
     expect((await send(withControlId(fixture('hapi_example_oml_o21_msg1.hl7'), 'OML-1'))).msa[1]).toBe('AA');
     const [lab] = await search(t.base, byIdentifier('ServiceRequest', 'urn:carebridge:hl7v2:authority:gastric', '12345678'));
