@@ -104,8 +104,8 @@ function bareBranch(branch: string): string {
  *   is `name` of Patient, Person, Practitioner and RelatedPerson).
  * - A union: a parameter whose expression's branches are exactly those of other parameters of the
  *   same type (and components) is read through their rows (R4: Observation `combo-code` is
- *   `code` | `component-code`, `combo-value-quantity`, `combo-code-value-quantity`... — a third of
- *   an Observation's rows). Every search form reads "some row of the parameter matches", which is
+ *   `code` | `component-code`, `combo-value-quantity`, `combo-code-value-quantity`... — a quarter
+ *   of an Observation's rows). Every search form reads "some row of the parameter matches", which is
  *   the same over the parts' rows; sorting takes the least or greatest of them all.
  * A core parameter owns its group, so a tenant's custom parameter with a core one's expression
  * finds existing resources without a reindex; a custom parameter that replaces a group's owner or a
