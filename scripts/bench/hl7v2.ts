@@ -248,7 +248,9 @@ async function main(): Promise<void> {
   );
   const perMessage = (seconds: number | undefined) => (seconds === undefined ? 'n/a' : `${((seconds * 1000) / N).toFixed(2)} ms`);
   if (cpu.machine !== undefined) {
-    console.log(`CPU per message while CareBridge ran: server ${perMessage(cpu.server)}, PostgreSQL ${perMessage(cpu.postgres)}, whole machine ${perMessage(cpu.machine)}`);
+    // How busy the cores were: below ~95 % the load (connections × window), not the CPU, set the pace.
+    const busy = (100 * cpu.machine) / (cb.seconds * availableParallelism());
+    console.log(`CPU per message while CareBridge ran: server ${perMessage(cpu.server)}, PostgreSQL ${perMessage(cpu.postgres)}, whole machine ${perMessage(cpu.machine)} (its ${availableParallelism()} cores ${busy.toFixed(0)} % busy)`);
     console.log(`whole machine until background work (change consumers) finished: ${perMessage(cpu.drained)}`);
   }
 }
